@@ -1,0 +1,1 @@
+"""Leaf utilities: device resolution, seeding, atomic file writes, logging."""
