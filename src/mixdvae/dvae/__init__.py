@@ -1,1 +1,7 @@
-"""mixdvae.dvae"""
+"""Dynamical VAEs behind one interface: SRNN, VRNN, DKF, RVAE (causal) and the Deep AR baseline."""
+
+from mixdvae.dvae.base import DVAE, ElboTerms, Gauss, kl_diag_gauss
+from mixdvae.dvae.config import DVAEConfig
+from mixdvae.dvae.factory import build_dvae
+
+__all__ = ["DVAE", "DVAEConfig", "ElboTerms", "Gauss", "build_dvae", "kl_diag_gauss"]

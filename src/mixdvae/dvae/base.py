@@ -1,0 +1,180 @@
+"""The DVAE interface shared by every family.
+
+A DVAE models p(x_{1:T}, z_{1:T}) = prod_t p(x_t | x_{1:t-1}, z_{1:t}) p(z_t | x_{1:t-1}, z_{1:t-1})
+and infers q(z_{1:T} | x_{1:T}). Each family implements three teacher-forced maps, vectorised over
+the batch, and a free-running sampler:
+
+- :meth:`DVAE.encode`: z ~ q(z_{1:T} | x_{1:T}) (or its mean), sequential over t where z_{t-1} feeds
+  the encoder;
+- :meth:`DVAE.prior_z`: p(z_t | x_{1:t-1}, z_{1:t-1}) for every t given x and z;
+- :meth:`DVAE.decode`: p(x_t | x_{1:t-1}, z_{1:t}) for every t given x and z;
+- :meth:`DVAE.generate`: ancestral sampling of x_{1:T}.
+
+Everything else is built on those: the ELBO (:meth:`DVAE.loss`, :meth:`DVAE.elbo`) and one-step
+prediction (:meth:`DVAE.predict_next`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from mixdvae.dvae.config import DVAEConfig
+from mixdvae.dvae.heads import Gauss, make_head
+from mixdvae.errors import DataFormatError
+
+__all__ = ["DVAE", "Gauss", "ElboTerms", "kl_diag_gauss"]
+
+
+class ElboTerms(NamedTuple):
+    """Per-frame averages over a batch: ``loss = recon + kl_weight * beta * kl`` (the negative ELBO
+    per frame when kl_weight * beta = 1). All scalars."""
+
+    loss: Tensor
+    recon: Tensor
+    kl: Tensor
+
+
+def kl_diag_gauss(q: Gauss, p: Gauss) -> Tensor:
+    """KL(q || p) = 1/2 sum_d [log p.var - log q.var + (q.var + (q.mean - p.mean)^2) / p.var - 1].
+
+    The true KL (the original code drops the -1, reference section 0).  Shape: (B, T, Z) -> (B, T)
+    """
+    return 0.5 * (
+        torch.log(p.var) - torch.log(q.var) + (q.var + (q.mean - p.mean) ** 2) / p.var - 1.0
+    ).sum(-1)
+
+
+class DVAE(nn.Module):
+    """Base class of the DVAE families. Subclasses set ``family`` and ``causal_encoder``."""
+
+    head: nn.Module
+    """The output distribution p(x_t | ...): a :class:`GaussianHead` or :class:`ComplexVarianceHead`."""
+    family: ClassVar[str] = ""
+    causal_encoder: ClassVar[bool] = False
+    """True when q(z_t | ...) depends on x_{1:t} only (z_t does not move when x after t changes)."""
+
+    def __init__(self, config: DVAEConfig):
+        super().__init__()
+        self.config = config
+        self.x_dim = config.x_dim
+        self.z_dim = config.z_dim
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    def _make_head(self, in_dim: int) -> nn.Module:
+        return make_head(self.config.head, in_dim, self.config.x_dim)
+
+    def net_input(self, x: Tensor) -> Tensor:
+        """What the networks see of x: x itself, or log(x + 1e-8) for power spectra."""
+        if self.config.input_transform == "log":
+            return torch.log(x.clamp_min(0) + 1e-8)
+        return x
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise :class:`DataFormatError` for a wrong shape (expects (B, T, x_dim))."""
+        if x.ndim != 3 or x.shape[-1] != self.x_dim or x.shape[1] < 1:
+            raise DataFormatError(
+                f"{self.family}: expected input of shape (B, T, {self.x_dim}), got {tuple(x.shape)}"
+            )
+
+    @staticmethod
+    def _randn(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def _reparam(self, mean: Tensor, logvar: Tensor, sample: bool, generator: torch.Generator | None) -> Tensor:
+        if not sample:
+            return mean
+        return mean + torch.exp(0.5 * logvar) * self._randn(mean.shape, mean, generator)
+
+    # ----------------------------------------------------------------- family interface
+    def encode(
+        self, x: Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Gauss]:
+        """z ~ q(z_{1:T} | x) and the Gaussians q(z_t | ...).  Shape: x (B, T, D) -> (B, T, Z) each."""
+        raise NotImplementedError
+
+    def prior_z(self, x: Tensor, z: Tensor) -> Gauss:
+        """p(z_t | x_{1:t-1}, z_{1:t-1}) for all t.  Shape: x (B, T, D), z (B, T, Z) -> (B, T, Z)."""
+        raise NotImplementedError
+
+    def decode(self, x: Tensor, z: Tensor) -> Gauss:
+        """p(x_t | x_{1:t-1}, z_{1:t}) for all t.  Shape: x (B, T, D), z (B, T, Z) -> (B, T, D)."""
+        raise NotImplementedError
+
+    def generate(
+        self, batch: int, length: int, generator: torch.Generator | None = None, first: Tensor | None = None
+    ) -> Tensor:
+        """Free generation x_{1:T} ~ p(x) by ancestral sampling.  -> (B, T, D).
+
+        ``first`` (B, D), if given, fixes x_1 and the rest is sampled conditionally.
+        """
+        raise NotImplementedError
+
+    def teacher_forced(
+        self, x: Tensor, ss_prob: float = 0.0, generator: torch.Generator | None = None
+    ) -> tuple[Gauss, Gauss, Gauss]:
+        """q(z | x), p(z_t | ...) and p(x_t | ...) along one posterior sample.
+
+        ``ss_prob`` is the scheduled-sampling probability: families whose generator feeds x_{t-1}
+        back replace it by their own sample with this probability (others ignore it).
+        """
+        z, q = self.encode(x, sample=True, generator=generator)
+        return q, self.prior_z(x, z), self.decode(x, z)
+
+    # ----------------------------------------------------------------- built on the interface
+    def loss(
+        self,
+        x: Tensor,
+        kl_weight: float = 1.0,
+        ss_prob: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> ElboTerms:
+        """Negative ELBO per frame: (1/BT) sum_{b,t} [-log p(x_t | ...) + kl_weight beta KL(q(z_t) || p(z_t))].
+
+        Single-sample reparameterised estimate; ``kl_weight`` is the KL warm-up factor.
+        Shape: x (B, T, D) -> scalars.
+        """
+        self.check_input(x)
+        q, pz, px = self.teacher_forced(x, ss_prob=ss_prob, generator=generator)
+        recon = self.head.nll(x, px).mean()
+        kl = kl_diag_gauss(q, pz).mean() if q is not None else x.new_zeros(())
+        return ElboTerms(recon + kl_weight * self.config.beta * kl, recon, kl)
+
+    def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """ELBO per sequence, E_q[log p(x, z) - log q(z | x)] (one sample, beta = 1).  -> (B,)"""
+        self.check_input(x)
+        q, pz, px = self.teacher_forced(x, generator=generator)
+        value = -self.head.nll(x, px).sum(-1)
+        if q is not None:
+            value = value - kl_diag_gauss(q, pz).sum(-1)
+        return value
+
+    def predict_next(self, x: Tensor) -> Gauss:
+        """One-step-ahead prediction p(x_t | x_{1:t-1}) for t = 2..T, with latents at their means.
+
+        z_{1:t-1} = mean of q(z | x_{1:t-1}) (the encoder run on the prefix only, so nothing after
+        t-1 is seen), z_t = mean of p(z_t | x_{1:t-1}, z_{1:t-1}), then p(x_t | x_{1:t-1}, z_{1:t}).
+        This generic version re-encodes every prefix (O(T^2)); families with a causal encoder
+        override it with an O(T) pass that gives the same result.
+
+        Shape: x (B, T, D) -> Gauss (B, T-1, D), entry t-1 predicting x_t.
+        """
+        self.check_input(x)
+        B, T, D = x.shape
+        means, variances = [], []
+        for t in range(1, T):
+            prefix = x[:, :t]
+            z, _ = self.encode(prefix, sample=False)
+            x_ext = torch.cat([prefix, torch.zeros_like(x[:, :1])], dim=1)
+            z_ext = torch.cat([z, torch.zeros_like(z[:, :1])], dim=1)
+            pz = self.prior_z(x_ext, z_ext)
+            z_ext = torch.cat([z, pz.mean[:, t:t + 1]], dim=1)
+            px = self.decode(x_ext, z_ext)
+            means.append(px.mean[:, t])
+            variances.append(px.var[:, t])
+        return Gauss(torch.stack(means, 1), torch.stack(variances, 1))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,78 @@
+"""Architecture config shared by every DVAE family.
+
+One frozen dataclass describes every family; each family reads the fields it needs (the docstring
+of each family module says which). Defaults are the original MOT SRNN (reference-implementation.md
+section 1.2: x_dim 4, z_dim 4, MLP 4 -> LSTM 8, encoder MLP 16, 8, prior MLP 8, 8, decoder MLP 16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mixdvae.errors import ConfigError
+
+__all__ = ["DVAEConfig", "FAMILIES"]
+
+FAMILIES = ("srnn", "vrnn", "dkf", "rvae", "deep_ar")
+
+
+@dataclass(frozen=True)
+class DVAEConfig:
+    """Architecture of a DVAE.
+
+    Attributes:
+        family: ``srnn`` (Fraccaro et al. 2016), ``vrnn`` (Chung et al. 2015), ``dkf`` (Krishnan
+            et al. 2017), ``rvae`` (causal RVAE, Leglaive et al. 2020) or ``deep_ar`` (a
+            deterministic autoregressive LSTM, the Deep AR baseline: no latent at all).
+        x_dim, z_dim: observation and latent sizes.
+        head: ``gaussian`` (mean and log-variance, for boxes) or ``complex_variance`` (variance of a
+            circular complex Gaussian, scored on the power |s|^2 with the Itakura-Saito divergence).
+        encoder: SRNN only. ``backward``: q(z_t | z_{t-1}, g_t) with g a backward LSTM that sees
+            x_{t:T} (the standard SRNN, and the original audio model); ``causal``: q(z_t | z_{t-1},
+            h_t, x_t) (the original MOT model, reference section 1.2).
+        activation: ``tanh`` (reference) or ``relu``.
+        dense_x: MLP sizes applied to x before the forward LSTM (SRNN ``mlp_x_h``, VRNN phi_x).
+        rnn_dim: size of the forward deterministic LSTM h.
+        dense_g, g_dim: MLP before the backward encoder LSTM, and its size.
+        dense_enc, dense_prior, dense_dec: MLPs of the encoder, the latent prior and the decoder.
+        dense_z: VRNN phi_z / RVAE z feature MLP.
+        input_transform: ``identity`` (reference) or ``log`` (log(x + 1e-8), for power spectra) for
+            what the networks see of x; the likelihood is always on x itself.
+        beta: weight of the KL term in the loss (reference: 1 for MOT, 0.01 for audio).
+    """
+
+    family: Literal["srnn", "vrnn", "dkf", "rvae", "deep_ar"] = "srnn"
+    x_dim: int = 4
+    z_dim: int = 4
+    head: Literal["gaussian", "complex_variance"] = "gaussian"
+    encoder: Literal["backward", "causal"] = "causal"
+    activation: Literal["tanh", "relu"] = "tanh"
+    dense_x: tuple[int, ...] = (4,)
+    rnn_dim: int = 8
+    dense_g: tuple[int, ...] = (12,)
+    g_dim: int = 8
+    dense_enc: tuple[int, ...] = (16, 8)
+    dense_prior: tuple[int, ...] = (8, 8)
+    dense_dec: tuple[int, ...] = (16,)
+    dense_z: tuple[int, ...] = (8,)
+    input_transform: Literal["identity", "log"] = "identity"
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"DVAEConfig.family = {self.family!r}: expected one of {list(FAMILIES)}")
+        for name in ("x_dim", "z_dim", "rnn_dim", "g_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"DVAEConfig.{name} = {value!r}: must be an integer >= 1")
+        for name in ("dense_x", "dense_g", "dense_enc", "dense_prior", "dense_dec", "dense_z"):
+            sizes = getattr(self, name)
+            if any((not isinstance(s, int)) or s < 1 for s in sizes):
+                raise ConfigError(f"DVAEConfig.{name} = {sizes!r}: layer sizes must be integers >= 1")
+        if self.head not in ("gaussian", "complex_variance"):
+            raise ConfigError(f"DVAEConfig.head = {self.head!r}: expected 'gaussian' or 'complex_variance'")
+        if self.encoder not in ("backward", "causal"):
+            raise ConfigError(f"DVAEConfig.encoder = {self.encoder!r}: expected 'backward' or 'causal'")
+        if not (self.beta >= 0):
+            raise ConfigError(f"DVAEConfig.beta = {self.beta!r}: must be >= 0")

@@ -1,0 +1,71 @@
+"""Deep AR: a deterministic autoregressive LSTM, the Deep AR baseline of the paper.
+
+    h_t = LSTM(MLP_xh(x_{t-1}), h_{t-1}),  x_0 = 0;  p(x_t | x_{1:t-1}) from MLP_dec(h_t)
+There is no latent variable (z_dim is 0 and the KL is 0); the ELBO is the exact log-likelihood.
+Config fields used: dense_x, rnn_dim, dense_dec.
+"""
+
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor, nn
+
+from mixdvae.dvae.base import DVAE
+from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.layers import MLP, shift_right
+
+__all__ = ["DeepAR"]
+
+
+class DeepAR(DVAE):
+    family = "deep_ar"
+    causal_encoder = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        c = config
+        self.z_dim = 0
+        self.mlp_x_h = MLP(c.x_dim, c.dense_x, c.activation)
+        self.rnn_h = nn.LSTM(self.mlp_x_h.out_dim, c.rnn_dim, batch_first=True)
+        self.mlp_dec = MLP(c.rnn_dim, c.dense_dec, c.activation)
+        self.head = self._make_head(self.mlp_dec.out_dim)
+
+    def deterministic_h(self, x: Tensor) -> Tensor:
+        """h_t from x_{1:t-1}.  (B, T, D) -> (B, T, H)."""
+        return self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))[0]
+
+    def h_step(self, x_prev: Tensor | None, state, batch: int = 0):
+        """One step of h from x_{t-1} (``None``: the first step, input 0).  (B, D) -> (B, H)."""
+        u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.x_dim) if x_prev is None else self.net_input(x_prev)
+        out, state = self.rnn_h(self.mlp_x_h(u)[:, None], state)
+        return out[:, 0], state
+
+    def decode_from_h(self, h: Tensor, z: Tensor | None = None) -> Gauss:
+        return self.head(self.mlp_dec(h))
+
+    def _empty(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], x.shape[1], 0)
+
+    def encode(self, x, sample=True, generator=None):
+        z = self._empty(x)
+        return z, Gauss(z, torch.ones_like(z))
+
+    def prior_z(self, x, z):
+        return Gauss(z, torch.ones_like(z))
+
+    def decode(self, x, z):
+        return self.decode_from_h(self.deterministic_h(x))
+
+    @torch.no_grad()
+    def generate(self, batch, length, generator=None, first=None):
+        state, x_prev, xs = None, None, []
+        for t in range(length):
+            h, state = self.h_step(x_prev, state, batch)
+            x_prev = first if (t == 0 and first is not None) else self.head.sample(self.decode_from_h(h), generator)
+            xs.append(x_prev)
+        return torch.stack(xs, 1)
+
+    def predict_next(self, x):
+        self.check_input(x)
+        return self.decode_from_h(self.deterministic_h(x)[:, 1:])

@@ -1,0 +1,173 @@
+"""SRNN: stochastic recurrent neural network (Fraccaro et al. 2016), the MixDVAE prior.
+
+Generative model (reference-implementation.md section 1.1):
+    h_t = LSTM(MLP_xh(x_{t-1}), h_{t-1}),  x_0 = 0
+    p(z_t | h_t, z_{t-1}) = N(mu_p, diag sigma2_p),  (mu_p, log sigma2_p) = heads(MLP_hzz([h_t, z_{t-1}]))
+    p(x_t | h_t, z_t) from heads(MLP_hzx([h_t, z_t]))
+Inference:
+    backward (standard): g_t = LSTM_bwd(MLP_hxg([h_t, x_t])) sees x_{t:T};
+                         q(z_t | z_{t-1}, g_t) from MLP_gzz([g_t, z_{t-1}])
+    causal (original MOT model): q(z_t | z_{t-1}, h_t, x_t) from MLP_gzz([h_t, x_t, z_{t-1}])
+
+Config fields used: dense_x, rnn_dim, dense_g, g_dim (backward only), dense_enc, dense_prior,
+dense_dec, encoder, head. Parameter names follow the original state_dict prefixes (``mlp_x_h``,
+``rnn_h``, ``mlp_hx_g``, ``rnn_g``, ``mlp_gz_z``, ``inf_z_mean``, ...), see :mod:`mixdvae.dvae.reference`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mixdvae.dvae.base import DVAE
+from mixdvae.dvae.config import DVAEConfig
+from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.layers import MLP, shift_right
+
+__all__ = ["SRNN"]
+
+
+class SRNN(DVAE):
+    family = "srnn"
+
+    def __init__(self, config: DVAEConfig):
+        super().__init__(config)
+        c = config
+        act = c.activation
+        self.mlp_x_h = MLP(c.x_dim, c.dense_x, act)
+        self.rnn_h = nn.LSTM(self.mlp_x_h.out_dim, c.rnn_dim, batch_first=True)
+        if c.encoder == "backward":
+            self.mlp_hx_g = MLP(c.rnn_dim + c.x_dim, c.dense_g, act)
+            self.rnn_g = nn.LSTM(self.mlp_hx_g.out_dim, c.g_dim, batch_first=True)
+            enc_in = c.g_dim + c.z_dim
+        else:
+            enc_in = c.rnn_dim + c.x_dim + c.z_dim
+        self.mlp_gz_z = MLP(enc_in, c.dense_enc, act)
+        self.inf_z_mean = nn.Linear(self.mlp_gz_z.out_dim, c.z_dim)
+        self.inf_z_logvar = nn.Linear(self.mlp_gz_z.out_dim, c.z_dim)
+        self.mlp_hz_z = MLP(c.rnn_dim + c.z_dim, c.dense_prior, act)
+        self.prior_z_mean = nn.Linear(self.mlp_hz_z.out_dim, c.z_dim)
+        self.prior_z_logvar = nn.Linear(self.mlp_hz_z.out_dim, c.z_dim)
+        self.mlp_hz_x = MLP(c.rnn_dim + c.z_dim, c.dense_dec, act)
+        self.head = self._make_head(self.mlp_hz_x.out_dim)
+
+    @property
+    def causal_encoder(self) -> bool:  # type: ignore[override]
+        return self.config.encoder == "causal"
+
+    # ------------------------------------------------------------------ deterministic path
+    def deterministic_h(self, x: Tensor) -> Tensor:
+        """h_t = LSTM(MLP_xh(x_{t-1})) for all t, x_0 = 0.  Shape: (B, T, D) -> (B, T, H)."""
+        h, _ = self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))
+        return h
+
+    def h_step(
+        self, x_prev: Tensor | None, state: tuple[Tensor, Tensor] | None, batch: int = 0
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One LSTM step h_t from x_{t-1}; ``x_prev=None`` is the first step (network input 0).
+
+        Shape: x_prev (B, D) -> h (B, H).
+        """
+        if x_prev is None:
+            p = self.inf_z_mean.weight
+            u = p.new_zeros(batch, self.x_dim)
+        else:
+            u = self.net_input(x_prev)
+        out, state = self.rnn_h(self.mlp_x_h(u)[:, None], state)
+        return out[:, 0], state
+
+    def prior_from_h(self, h: Tensor, z_prev: Tensor) -> Gauss:
+        """p(z_t | h_t, z_{t-1}).  Shape: (..., H), (..., Z) -> (..., Z)."""
+        f = self.mlp_hz_z(torch.cat([h, z_prev], dim=-1))
+        return Gauss(self.prior_z_mean(f), torch.exp(self.prior_z_logvar(f)))
+
+    def decode_from_h(self, h: Tensor, z: Tensor) -> Gauss:
+        """p(x_t | h_t, z_t).  Shape: (..., H), (..., Z) -> (..., D)."""
+        return self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
+
+    # ------------------------------------------------------------------ DVAE interface
+    def encoder_features(self, x: Tensor, h: Tensor) -> Tensor:
+        """g_t (backward) or [h_t, x_t] (causal).  Shape: (B, T, D), (B, T, H) -> (B, T, G)."""
+        xin = self.net_input(x)
+        if self.config.encoder == "backward":
+            u = self.mlp_hx_g(torch.cat([h, xin], dim=-1))
+            g, _ = self.rnn_g(torch.flip(u, dims=[1]))
+            return torch.flip(g, dims=[1])
+        return torch.cat([h, xin], dim=-1)
+
+    def encode_from_features(
+        self, feats: Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Gauss]:
+        """q(z_t | feats_t, z_{t-1}), sequential over t with z_0 = 0.  (B, T, G) -> (B, T, Z)."""
+        B, T, _ = feats.shape
+        z_prev = feats.new_zeros(B, self.z_dim)
+        zs, means, logvars = [], [], []
+        for t in range(T):
+            f = self.mlp_gz_z(torch.cat([feats[:, t], z_prev], dim=-1))
+            mean, logvar = self.inf_z_mean(f), self.inf_z_logvar(f)
+            z_prev = self._reparam(mean, logvar, sample, generator)
+            zs.append(z_prev)
+            means.append(mean)
+            logvars.append(logvar)
+        return torch.stack(zs, 1), Gauss(torch.stack(means, 1), torch.exp(torch.stack(logvars, 1)))
+
+    def encode(self, x, sample=True, generator=None):
+        h = self.deterministic_h(x)
+        return self.encode_from_features(self.encoder_features(x, h), sample, generator)
+
+    def prior_z(self, x, z):
+        return self.prior_from_h(self.deterministic_h(x), shift_right(z))
+
+    def decode(self, x, z):
+        return self.decode_from_h(self.deterministic_h(x), z)
+
+    def teacher_forced(self, x, ss_prob=0.0, generator=None):
+        h = self.deterministic_h(x)
+        z, q = self.encode_from_features(self.encoder_features(x, h), True, generator)
+        if ss_prob > 0:
+            h = self._scheduled_h(x, z, ss_prob, generator)
+        return q, self.prior_from_h(h, shift_right(z)), self.decode_from_h(h, z)
+
+    def _scheduled_h(self, x: Tensor, z: Tensor, ss_prob: float, generator) -> Tensor:
+        """h_t driven by x_{t-1} or, with probability ``ss_prob`` per (b, t), by the model's own
+        (detached) sample of x_{t-1} (scheduled sampling, Bengio et al. 2015)."""
+        B, T, D = x.shape
+        use_pred = torch.rand((B, T), generator=generator, device=x.device) < ss_prob
+        state = None
+        x_prev = None
+        hs = []
+        for t in range(T):
+            h_t, state = self.h_step(x_prev, state, B)
+            hs.append(h_t)
+            x_hat = self.head.sample(self.decode_from_h(h_t, z[:, t]), generator).detach()
+            x_prev = torch.where(use_pred[:, t, None], x_hat, x[:, t])
+        return torch.stack(hs, 1)
+
+    @torch.no_grad()
+    def generate(self, batch, length, generator=None, first=None):
+        device = next(self.parameters()).device
+        x_prev = None
+        z_prev = torch.zeros(batch, self.z_dim, device=device)
+        state = None
+        xs = []
+        for t in range(length):
+            h_t, state = self.h_step(x_prev, state, batch)
+            pz = self.prior_from_h(h_t, z_prev)
+            z_prev = pz.mean + torch.sqrt(pz.var) * self._randn(pz.mean.shape, pz.mean, generator)
+            if t == 0 and first is not None:
+                x_prev = first.to(device)
+            else:
+                x_prev = self.head.sample(self.decode_from_h(h_t, z_prev), generator)
+            xs.append(x_prev)
+        return torch.stack(xs, 1)
+
+    def predict_next(self, x):
+        """O(T) one-step prediction for the causal encoder (equal to the generic prefix version,
+        since q(z_{t-1} | x_{1:T}) = q(z_{t-1} | x_{1:t-1}) there); the generic one otherwise."""
+        if not self.causal_encoder:
+            return super().predict_next(x)
+        self.check_input(x)
+        h = self.deterministic_h(x)
+        z, _ = self.encode_from_features(self.encoder_features(x, h), sample=False)
+        pz = self.prior_from_h(h[:, 1:], z[:, :-1])
+        return self.decode_from_h(h[:, 1:], pz.mean)
