@@ -1,1 +1,1 @@
-"""mixdvae.tracking"""
+"""Multi-object tracking with MixDVAE: box observation model, initialisation, windows -> tracks."""

@@ -1,0 +1,149 @@
+"""A pretrained DVAE as the source prior p(s_n, z_n) of the VEM: the E-Z and E-S steps.
+
+E-Z: q(z_n | s_n) is the DVAE's encoder applied to the current posterior mean m_n (its mean, or
+one sample), optionally refined per window by a few gradient steps on the ELBO of the latent part
+(semi-amortised inference: the refined parameters belong to one window and one source only, so
+nothing leaks across windows).
+
+E-S: a forward recursion over t driven by the posterior means (reference section 4.5b):
+    h_t = LSTM(MLP(m_{t-1})),  (mu_t, sigma2_t) = decoder(h_t, z_t),
+    q(s_t) = N(mu_t, sigma2_t) x prod_k N(o_tk; s_t, Phi_tk)^{r_tkn}   (product of Gaussians),
+    m_t feeds h_{t+1}.
+Works for every family with a deterministic forward state driven by x (SRNN, Deep AR).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from mixdvae.dvae.base import DVAE, kl_diag_gauss
+from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.layers import shift_right
+from mixdvae.errors import ConfigError
+from mixdvae.inference.steps import e_step_s
+
+__all__ = ["DVAEPriorOptions", "DVAESourcePrior"]
+
+
+@dataclass(frozen=True)
+class DVAEPriorOptions:
+    """Options of the DVAE source prior.
+
+    Attributes:
+        sample_z: E-Z takes one sample of q(z | m) (reference) instead of its mean (default).
+        anchor_first_frame: reference behaviour: the first LSTM input is the anchor box and the
+            t = 1 prior is N(anchor, 1e-5) (reference section 4.5b); otherwise the first input is 0
+            as in pretraining.
+        ez_steps, ez_lr: per-window gradient refinement of q(z) (0 = the encoder output as is).
+        min_var: floor on the decoder variance sigma2_t.
+    """
+
+    sample_z: bool = False
+    anchor_first_frame: bool = False
+    ez_steps: int = 0
+    ez_lr: float = 0.05
+    min_var: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.ez_steps < 0:
+            raise ConfigError(f"DVAEPriorOptions.ez_steps = {self.ez_steps}: must be >= 0")
+        if not self.ez_lr > 0:
+            raise ConfigError(f"DVAEPriorOptions.ez_lr = {self.ez_lr}: must be > 0")
+
+
+class DVAESourcePrior:
+    """E-Z + E-S with a shared pretrained DVAE for all N sources (run as a batch of B*N sequences).
+
+    ``anchor`` (B, N, D) is used only with ``anchor_first_frame``.
+    """
+
+    def __init__(self, model: DVAE, options: DVAEPriorOptions = DVAEPriorOptions(), anchor: Tensor | None = None):
+        if not hasattr(model, "h_step") or not hasattr(model, "decode_from_h"):
+            raise ConfigError(
+                f"a '{model.family}' DVAE cannot drive the VEM (it needs a forward state driven by x: srnn or deep_ar)"
+            )
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.options = options
+        self.anchor = anchor
+
+    def with_anchor(self, anchor: Tensor) -> "DVAESourcePrior":
+        return DVAESourcePrior(self.model, self.options, anchor)
+
+    # -------------------------------------------------------------- E-Z
+    def _e_step_z(self, xbar: Tensor, s_var: Tensor, generator) -> tuple[Tensor, Gauss | None]:
+        """z (BN, T, Z) and q(z) from the encoder on the posterior means, optionally refined."""
+        model = self.model
+        if model.z_dim == 0:
+            return xbar.new_zeros(*xbar.shape[:2], 0), None
+        with torch.no_grad():
+            h = model.deterministic_h(xbar)
+            z, q = model.encode_from_features(model.encoder_features(xbar, h), self.options.sample_z, generator)
+        if self.options.ez_steps == 0:
+            return z, q
+        mean = q.mean.clone().requires_grad_(True)
+        logvar = torch.log(q.var).clone().requires_grad_(True)
+        opt = torch.optim.Adam([mean, logvar], lr=self.options.ez_lr)
+        for _ in range(self.options.ez_steps):
+            opt.zero_grad()
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            z = mean + torch.exp(0.5 * logvar) * eps
+            px = model.decode_from_h(h, z)
+            pz = model.prior_from_h(h, shift_right(z))
+            # -E_q[log p(s | z)] with q(s) = N(xbar, s_var), plus KL(q(z) || p(z)); summed: windows independent.
+            nll = 0.5 * (torch.log(px.var) + ((xbar - px.mean) ** 2 + s_var) / px.var).sum()
+            kl = kl_diag_gauss(Gauss(mean, torch.exp(logvar)), pz).sum()
+            (nll + kl).backward()
+            opt.step()
+        q = Gauss(mean.detach(), torch.exp(logvar.detach()))
+        return (q.mean if not self.options.sample_z else z.detach()), q
+
+    # -------------------------------------------------------------- E-S
+    @torch.no_grad()
+    def e_step(
+        self, prec_msg: Tensor, info_msg: Tensor, q_prev: Gauss, generator: torch.Generator | None = None
+    ) -> tuple[Gauss, Tensor]:
+        """New q(s) and the prior part of the ELBO, E_q[log p(s, z)] - E_q[log q(s)] - E_q[log q(z)]
+        (decoder terms evaluated along the recursion).
+
+        Shape: prec_msg, info_msg, q_prev (B, T, N, D) -> Gauss (B, T, N, D), (B,)
+        """
+        B, T, N, D = q_prev.mean.shape
+        flat = lambda x: x.permute(0, 2, 1, 3).reshape(B * N, T, -1)  # (B, T, N, D) -> (B*N, T, D)
+        xbar, sbar = flat(q_prev.mean), flat(q_prev.var)
+        prec, info = flat(prec_msg), flat(info_msg)
+        with torch.enable_grad():
+            z, qz = self._e_step_z(xbar, sbar, generator)
+        model, opts = self.model, self.options
+        anchor = None if self.anchor is None else self.anchor.reshape(B * N, D)
+        state, u = None, None
+        means, variances, mus, sig2s, hs = [], [], [], [], []
+        for t in range(T):
+            if t == 0 and opts.anchor_first_frame and anchor is not None:
+                h_t, state = model.h_step(anchor, None, B * N)
+                prior = Gauss(anchor, torch.full_like(anchor, 1e-5))
+            else:
+                h_t, state = model.h_step(u, state, B * N)
+                prior = model.decode_from_h(h_t, z[:, t])
+                prior = Gauss(prior.mean, prior.var.clamp_min(opts.min_var))
+            post = e_step_s(prior, prec[:, t], info[:, t])
+            u = post.mean
+            means.append(post.mean)
+            variances.append(post.var)
+            mus.append(prior.mean)
+            sig2s.append(prior.var)
+            hs.append(h_t)
+        m, v = torch.stack(means, 1), torch.stack(variances, 1)
+        mu, sig2 = torch.stack(mus, 1), torch.stack(sig2s, 1)
+        # E_q[log p(s_t | h_t, z_t)] + H[q(s_t)]
+        elbo = (-0.5 * (torch.log(2 * math.pi * sig2) + ((m - mu) ** 2 + v) / sig2) + 0.5 * torch.log(2 * math.pi * math.e * v)).sum(dim=(1, 2))
+        if qz is not None:
+            pz = model.prior_from_h(torch.stack(hs, 1), shift_right(z))
+            elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
+        unflat = lambda x: x.reshape(B, N, T, D).permute(0, 2, 1, 3)
+        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1)
