@@ -3,5 +3,6 @@
 from mixdvae.dvae.base import DVAE, ElboTerms, Gauss, kl_diag_gauss
 from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.factory import build_dvae
+from mixdvae.dvae.reference import load_reference_checkpoint
 
-__all__ = ["DVAE", "DVAEConfig", "ElboTerms", "Gauss", "build_dvae", "kl_diag_gauss"]
+__all__ = ["DVAE", "DVAEConfig", "ElboTerms", "Gauss", "build_dvae", "kl_diag_gauss", "load_reference_checkpoint"]
