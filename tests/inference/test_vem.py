@@ -126,3 +126,26 @@ def test_e_z_refinement_never_leaks_across_windows():
     assert not torch.allclose(a.sources.mean[1], b.sources.mean[1], atol=1e-4)
     for w in (0, 2, 3):
         assert torch.allclose(a.sources.mean[w], b.sources.mean[w], atol=1e-6)
+
+
+def test_vkf_elbo_never_falls_and_prior_part_matches_float64():
+    """VKF: E-S is an exact Kalman smoother, so with exact E-W (temperature 1) and M the ELBO
+    never falls; the float32 ELBO agrees with float64."""
+    from mixdvae.inference.cv_prior import ConstantVelocityPrior
+
+    histories = {}
+    s64, o64, mask = _scene(T=30, dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        s, o = s64.to(dtype), o64.to(dtype)
+        B, T, N, D = s.shape
+        anchors = s[:, 0] + 0.01
+        prior = ConstantVelocityPrior(anchors)
+        obs = BoxObservationModel(box_scale(o, mask), torch.full((B, D), 0.04 ** 2, dtype=dtype))
+        g = torch.Generator().manual_seed(1)
+        init = Gauss(s + 0.02 * torch.randn(s.shape, generator=g, dtype=torch.float64).to(dtype), torch.full_like(s, 1e-5))
+        res = run_vem(o, mask, prior, obs, init, VEMConfig(iterations=15, m_step=True, clutter_prob=0.05, clutter_log_density=-3.0))
+        diffs = res.elbo[1:] - res.elbo[:-1]
+        tol = 1e-9 if dtype == torch.float64 else 1e-2
+        assert (diffs >= -tol * res.elbo[:-1].abs().clamp_min(1)).all(), (dtype, diffs.min())
+        histories[dtype] = res.elbo
+    assert torch.allclose(histories[torch.float32].double(), histories[torch.float64], rtol=1e-4, atol=0.05)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from mixdvae.dvae.base import DVAE
 from mixdvae.dvae.heads import Gauss
-from mixdvae.dvae.layers import MLP, shift_right
+from mixdvae.dvae.layers import MLP, lstm_step, shift_right
 
 __all__ = ["DeepAR"]
 
@@ -38,8 +38,7 @@ class DeepAR(DVAE):
     def h_step(self, x_prev: Tensor | None, state, batch: int = 0):
         """One step of h from x_{t-1} (``None``: the first step, input 0).  (B, D) -> (B, H)."""
         u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.x_dim) if x_prev is None else self.net_input(x_prev)
-        out, state = self.rnn_h(self.mlp_x_h(u)[:, None], state)
-        return out[:, 0], state
+        return lstm_step(self.rnn_h, self.mlp_x_h(u), state)
 
     def decode_from_h(self, h: Tensor, z: Tensor | None = None) -> Gauss:
         return self.head(self.mlp_dec(h))

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLP", "make_activation", "shift_right"]
+__all__ = ["MLP", "lstm_step", "make_activation", "shift_right"]
 
 
 def make_activation(name: str) -> nn.Module:
@@ -40,3 +40,19 @@ class MLP(nn.Module):
 def shift_right(x: Tensor) -> Tensor:
     """x_{t-1} for every t, with x_0 = 0.  Shape: (B, T, D) -> (B, T, D)."""
     return torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+
+
+def lstm_step(
+    lstm: nn.LSTM, u: Tensor, state: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One step of a single-layer ``nn.LSTM`` with its own weights, via the fused cell.
+
+    Equal to ``lstm(u[:, None], state)`` but without the sequence-call overhead, which dominates
+    the per-frame recursions of the VEM. ``state`` is (h, c), each (B, H), or None for zeros.
+    Shape: u (B, I) -> h (B, H), (h, c)
+    """
+    if state is None:
+        zeros = u.new_zeros(u.shape[0], lstm.hidden_size)
+        state = (zeros, zeros)
+    h, c = torch.lstm_cell(u, state, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+    return h, (h, c)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from mixdvae.dvae.base import DVAE
 from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.heads import Gauss
-from mixdvae.dvae.layers import MLP, shift_right
+from mixdvae.dvae.layers import MLP, lstm_step, shift_right
 
 __all__ = ["SRNN"]
 
@@ -73,8 +73,7 @@ class SRNN(DVAE):
             u = p.new_zeros(batch, self.x_dim)
         else:
             u = self.net_input(x_prev)
-        out, state = self.rnn_h(self.mlp_x_h(u)[:, None], state)
-        return out[:, 0], state
+        return lstm_step(self.rnn_h, self.mlp_x_h(u), state)
 
     def prior_from_h(self, h: Tensor, z_prev: Tensor) -> Gauss:
         """p(z_t | h_t, z_{t-1}).  Shape: (..., H), (..., Z) -> (..., Z)."""

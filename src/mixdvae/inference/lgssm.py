@@ -206,7 +206,9 @@ def cv_smoother(
     like = dict(dtype=lam.dtype, device=lam.device)
     info = torch.as_tensor(info, **like)
     if lam.dim() < 1 or info.dim() < 1:
-        raise TypeError(f"cv_smoother: lam and info need a time axis, got shapes {tuple(lam.shape)} and {tuple(info.shape)}")
+        raise TypeError(
+            f"cv_smoother: lam and info need a time axis, got shapes {tuple(lam.shape)} and {tuple(info.shape)}"
+        )
     params = [torch.as_tensor(v, **like) for v in (q, mu0, var0_p, var0_v)]
     batch = torch.broadcast_shapes(lam.shape[:-1], info.shape[:-1], *(v.shape for v in params))
     T = lam.shape[-1]

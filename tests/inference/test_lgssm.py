@@ -1,0 +1,202 @@
+"""cv_smoother against the dense joint Gaussian of x_{1:T} (the dynamax oracle) and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mixdvae.errors import NumericalError
+from mixdvae.inference.lgssm import cv_smoother
+
+A = np.array([[1.0, 1.0], [0.0, 1.0]])
+
+
+def dense_prior(T: int, q: float, mu0: float, var0_p: float, var0_v: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (2T,) and covariance (2T, 2T) of x_{1:T} = [p_1, v_1, ..., p_T, v_T], built from
+    Cov(x_t) = A Cov(x_{t-1}) A^T + Q and Cov(x_t, x_s) = A^{t-s} Cov(x_s) for t >= s."""
+    Q = q * np.array([[1 / 3, 1 / 2], [1 / 2, 1.0]])
+    covs = [np.diag([var0_p, var0_v])]
+    for _ in range(1, T):
+        covs.append(A @ covs[-1] @ A.T + Q)
+    sigma = np.zeros((2 * T, 2 * T))
+    for s in range(T):
+        block = covs[s]
+        for t in range(s, T):
+            sigma[2 * t:2 * t + 2, 2 * s:2 * s + 2] = block
+            sigma[2 * s:2 * s + 2, 2 * t:2 * t + 2] = block.T
+            block = A @ block
+    mean = np.tile([mu0, 0.0], T)
+    return mean, sigma
+
+
+def dense_posterior(lam, info, q, mu0, var0_p, var0_v):
+    """Posterior mean, covariance and log ∫ N(x; mu, Sigma) exp(info^T H x - x^T H^T diag(lam) H x / 2) dx.
+
+    With Lambda = Sigma^-1 + H^T diag(lam) H and h = Sigma^-1 mu + H^T info, completing the square:
+    log Z = h^T Lambda^-1 h / 2 - log det(Lambda) / 2 - mu^T Sigma^-1 mu / 2 - log det(Sigma) / 2.
+    """
+    T = len(lam)
+    mu, sigma = dense_prior(T, q, mu0, var0_p, var0_v)
+    H = np.zeros((T, 2 * T))
+    H[np.arange(T), 2 * np.arange(T)] = 1.0
+    prec_prior = np.linalg.inv(sigma)
+    prec = prec_prior + H.T @ np.diag(lam) @ H
+    h = prec_prior @ mu + H.T @ info
+    cov = np.linalg.inv(prec)
+    mean = cov @ h
+    log_z = (0.5 * h @ mean - 0.5 * np.linalg.slogdet(prec)[1]
+             - 0.5 * mu @ prec_prior @ mu - 0.5 * np.linalg.slogdet(sigma)[1])
+    return mean, cov, log_z
+
+
+def _random_problem(rng: np.random.Generator, T: int, missing: list[int], tilt: bool = False):
+    y = rng.normal(0.5, 0.2, T)
+    lam = rng.uniform(20.0, 400.0, T)
+    lam[missing] = 0.0
+    info = lam * y
+    if tilt:  # lam = 0 but info != 0: an exponential tilt, still integrable
+        info[missing] = rng.normal(0.0, 1.0, len(missing))
+    params = dict(q=rng.uniform(1e-4, 1e-2), mu0=rng.normal(0.5, 0.1), var0_p=rng.uniform(0.01, 0.1),
+                  var0_v=rng.uniform(1e-3, 1e-2))
+    return lam, info, params
+
+
+@pytest.mark.parametrize("missing, tilt", [([], False), ([1, 4], False), ([0, 5], False), ([0, 1, 2, 3, 4, 5], False),
+                                           ([2, 3], True)])
+def test_matches_dense_posterior_and_log_norm(missing, tilt):
+    rng = np.random.default_rng(len(missing) + 10 * tilt)
+    T = 6
+    lam, info, params = _random_problem(rng, T, missing, tilt)
+    res = cv_smoother(torch.tensor(lam), torch.tensor(info), **params)
+    mean, cov, log_z = dense_posterior(lam, info, **params)
+    var = np.diag(cov)
+    np.testing.assert_allclose(res.mean_p.numpy(), mean[0::2], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.mean_v.numpy(), mean[1::2], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.var_p.numpy(), var[0::2], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(res.var_v.numpy(), var[1::2], rtol=1e-8, atol=1e-12)
+    cov_pv = cov[np.arange(0, 2 * T, 2), np.arange(1, 2 * T, 2)]
+    np.testing.assert_allclose(res.cov_pv.numpy(), cov_pv, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(float(res.log_norm), log_z, rtol=0, atol=1e-8)
+    positive = lam > 0
+    centred = log_z - 0.5 * np.sum(info[positive] ** 2 / lam[positive])
+    np.testing.assert_allclose(float(res.log_norm_centred), centred, rtol=0, atol=1e-8)
+    if len(missing) == T and not tilt:
+        assert float(res.log_norm) == 0.0
+
+
+def test_log_norm_centred_is_marginal_likelihood():
+    """With every lam_t > 0: log_norm_centred = log N(y; H mu, H Sigma H^T + R) + sum_t log(2 pi / lam_t) / 2."""
+    rng = np.random.default_rng(3)
+    T = 6
+    lam, info, params = _random_problem(rng, T, [])
+    y = info / lam
+    mu, sigma = dense_prior(T, **params)
+    cov_y = sigma[0::2, 0::2] + np.diag(1.0 / lam)
+    diff = y - mu[0::2]
+    log_n = -0.5 * (diff @ np.linalg.solve(cov_y, diff) + np.linalg.slogdet(2 * np.pi * cov_y)[1])
+    expected = log_n + 0.5 * np.sum(np.log(2 * np.pi / lam))
+    res = cv_smoother(torch.tensor(lam), torch.tensor(info), **params)
+    np.testing.assert_allclose(float(res.log_norm_centred), expected, rtol=0, atol=1e-8)
+
+
+def test_gradient_of_log_norm_gives_moments():
+    """log Z is the log partition function of (info, -lam/2): d/d info_t = E[p_t], d/d lam_t = -E[p_t^2] / 2."""
+    rng = np.random.default_rng(4)
+    lam_np, info_np, params = _random_problem(rng, 6, [2])
+    lam = torch.tensor(lam_np, requires_grad=True)
+    info = torch.tensor(info_np, requires_grad=True)
+    res = cv_smoother(lam, info, **params)
+    d_lam, d_info = torch.autograd.grad(res.log_norm, (lam, info))
+    np.testing.assert_allclose(d_info.numpy(), res.mean_p.detach().numpy(), atol=1e-9)
+    second = res.mean_p.detach() ** 2 + res.var_p.detach()
+    np.testing.assert_allclose(d_lam.numpy(), -0.5 * second.numpy(), atol=1e-9)
+
+
+def test_batch_is_vectorised_loop():
+    rng = np.random.default_rng(5)
+    B, N, D, T = 2, 3, 4, 7
+    lam = rng.uniform(0, 300, (B, N, D, T)) * (rng.uniform(size=(B, N, D, T)) > 0.3)
+    info = lam * rng.normal(0.5, 0.2, (B, N, D, T))
+    q = rng.uniform(1e-4, 1e-2, (B, N, D))
+    mu0 = rng.normal(0.5, 0.1, (B, N, 1))  # broadcast over D
+    var0_p = 0.05  # scalar
+    var0_v = rng.uniform(1e-3, 1e-2, (D,))  # broadcast over B, N
+    res = cv_smoother(torch.tensor(lam), torch.tensor(info), torch.tensor(q), torch.tensor(mu0), var0_p,
+                      torch.tensor(var0_v))
+    assert res.mean_p.shape == (B, N, D, T) and res.log_norm.shape == (B, N, D)
+    for b, n, d in [(0, 0, 0), (1, 2, 3), (0, 1, 2), (1, 0, 1)]:
+        one = cv_smoother(torch.tensor(lam[b, n, d]), torch.tensor(info[b, n, d]), float(q[b, n, d]),
+                          float(mu0[b, n, 0]), var0_p, float(var0_v[d]))
+        for field in one._fields:
+            torch.testing.assert_close(getattr(res, field)[b, n, d], getattr(one, field), rtol=1e-12, atol=1e-12)
+
+
+def test_rigid_line_is_bayesian_linear_regression():
+    """q = 0: p_t = p_1 + (t - 1) v_1 exactly, so the posterior is Bayesian linear regression."""
+    rng = np.random.default_rng(6)
+    T = 40
+    t = np.arange(T, dtype=np.float64)
+    lam = np.full(T, 1.0 / 0.01 ** 2)
+    lam[rng.choice(T, 10, replace=False)] = 0.0
+    y = 0.3 + 0.004 * t + rng.normal(0, 0.01, T)
+    info = lam * y
+    mu0, var0_p, var0_v = 0.5, 0.1, 0.01
+    X = np.stack([np.ones(T), t], axis=1)
+    prec = np.diag([1 / var0_p, 1 / var0_v]) + X.T @ (lam[:, None] * X)
+    theta_cov = np.linalg.inv(prec)
+    theta = theta_cov @ (np.array([mu0 / var0_p, 0.0]) + X.T @ info)
+    res = cv_smoother(torch.tensor(lam), torch.tensor(info), 0.0, mu0, var0_p, var0_v)
+    np.testing.assert_allclose(res.mean_p.numpy(), X @ theta, atol=1e-9)
+    np.testing.assert_allclose(res.mean_v.numpy(), np.full(T, theta[1]), atol=1e-9)
+    np.testing.assert_allclose(res.var_p.numpy(), np.einsum("ti,ij,tj->t", X, theta_cov, X), rtol=1e-6)
+
+
+def test_small_q_recovers_least_squares_line():
+    rng = np.random.default_rng(7)
+    T = 50
+    t = np.arange(T, dtype=np.float64)
+    y = -0.2 + 0.01 * t + rng.normal(0, 0.02, T)
+    lam = np.full(T, 1.0 / 0.02 ** 2)
+    res = cv_smoother(torch.tensor(lam), torch.tensor(lam * y), 1e-14, 0.0, 1e8, 1e8)
+    slope, intercept = np.polyfit(t, y, 1)
+    np.testing.assert_allclose(res.mean_p.numpy(), intercept + slope * t, atol=1e-6)
+    np.testing.assert_allclose(res.mean_v.numpy(), np.full(T, slope), atol=1e-7)
+
+
+def test_float32_agrees_with_float64_on_box_scales():
+    """Normalised boxes: positions ~0.5, Phi = (0.04 * 0.1)^2, T = 60; float32 stays close to float64."""
+    rng = np.random.default_rng(8)
+    shape = (16, 3, 4, 60)
+    lam = np.full(shape, 1.0 / (0.04 * 0.1) ** 2) * (rng.uniform(size=shape) > 0.2)
+    y = 0.5 + 0.002 * np.arange(60) + rng.normal(0, 0.004, shape)
+    args = (lam, lam * y, 1e-5, 0.5, 0.01, 1e-4)
+    r64 = cv_smoother(*(torch.tensor(a) for a in args[:2]), *args[2:])
+    r32 = cv_smoother(*(torch.tensor(a, dtype=torch.float32) for a in args[:2]), *args[2:])
+    assert r32.mean_p.dtype == torch.float32
+    np.testing.assert_allclose(r32.mean_p.numpy(), r64.mean_p.numpy(), atol=1e-5)
+    np.testing.assert_allclose(r32.var_p.numpy(), r64.var_p.numpy(), rtol=1e-3)
+    np.testing.assert_allclose(r32.log_norm_centred.numpy(), r64.log_norm_centred.numpy(), rtol=1e-4, atol=1e-2)
+
+
+def test_single_frame_and_errors():
+    res = cv_smoother(torch.tensor([4.0]), torch.tensor([2.0]), 1.0, 0.0, 1.0, 1.0)
+    # product of N(0, 1) and N(y = 0.5, 1/4): precision 5, mean 2 / 5
+    torch.testing.assert_close(res.mean_p, torch.tensor([0.4]))
+    torch.testing.assert_close(res.var_p, torch.tensor([0.2]))
+    with pytest.raises(TypeError, match="lam has T = 3 frames but info has 2"):
+        cv_smoother(torch.zeros(3), torch.zeros(2), 1.0, 0.0, 1.0, 1.0)
+    with pytest.raises(NumericalError, match="mean_p has non-finite values"):
+        cv_smoother(torch.tensor([1.0, float("nan")]), torch.zeros(2), 1.0, 0.0, 1.0, 1.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(9)
+    lam = torch.tensor(rng.uniform(0, 300, (2, 3, 4, 10)))
+    info = lam * torch.tensor(rng.normal(0.5, 0.2, (2, 3, 4, 10)))
+    cpu = cv_smoother(lam, info, 1e-3, 0.5, 0.05, 0.01)
+    gpu = cv_smoother(lam.cuda(), info.cuda(), 1e-3, 0.5, 0.05, 0.01)
+    assert gpu.mean_p.device.type == "cuda"
+    for field in cpu._fields:
+        torch.testing.assert_close(getattr(gpu, field).cpu(), getattr(cpu, field))
