@@ -40,6 +40,10 @@ class DVAEConfig:
         input_transform: ``identity`` (reference) or ``log`` (log(x + 1e-8), for power spectra) for
             what the networks see of x; the likelihood is always on x itself.
         beta: weight of the KL term in the loss (reference: 1 for MOT, 0.01 for audio).
+        residual: SRNN and Deep AR with a Gaussian head only: the decoder predicts the change,
+            mean_t = x_{t-1} + f(h_t, z_t) (x_0 = 0), instead of x_t itself. Boxes move by ~1e-3
+            of the image per frame, which an absolute-position decoder resolves poorly; the
+            reference models are not residual.
     """
 
     family: Literal["srnn", "vrnn", "dkf", "rvae", "deep_ar"] = "srnn"
@@ -58,6 +62,7 @@ class DVAEConfig:
     dense_z: tuple[int, ...] = (8,)
     input_transform: Literal["identity", "log"] = "identity"
     beta: float = 1.0
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -74,5 +79,7 @@ class DVAEConfig:
             raise ConfigError(f"DVAEConfig.head = {self.head!r}: expected 'gaussian' or 'complex_variance'")
         if self.encoder not in ("backward", "causal"):
             raise ConfigError(f"DVAEConfig.encoder = {self.encoder!r}: expected 'backward' or 'causal'")
+        if self.residual and (self.head != "gaussian" or self.family not in ("srnn", "deep_ar")):
+            raise ConfigError("DVAEConfig.residual = true needs head 'gaussian' and family 'srnn' or 'deep_ar'")
         if not (self.beta >= 0):
             raise ConfigError(f"DVAEConfig.beta = {self.beta!r}: must be >= 0")

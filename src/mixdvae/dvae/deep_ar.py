@@ -40,8 +40,12 @@ class DeepAR(DVAE):
         u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.x_dim) if x_prev is None else self.net_input(x_prev)
         return lstm_step(self.rnn_h, self.mlp_x_h(u), state)
 
-    def decode_from_h(self, h: Tensor, z: Tensor | None = None) -> Gauss:
-        return self.head(self.mlp_dec(h))
+    def decode_from_h(self, h: Tensor, z: Tensor | None = None, x_prev: Tensor | None = None) -> Gauss:
+        """p(x_t | h_t) (mean x_{t-1} + f(h_t) when ``residual``).  (..., H) -> (..., D)."""
+        p = self.head(self.mlp_dec(h))
+        if self.config.residual and x_prev is not None:
+            return Gauss(p.mean + x_prev, p.var)
+        return p
 
     def _empty(self, x: Tensor) -> Tensor:
         return x.new_zeros(x.shape[0], x.shape[1], 0)
@@ -54,17 +58,17 @@ class DeepAR(DVAE):
         return Gauss(z, torch.ones_like(z))
 
     def decode(self, x, z):
-        return self.decode_from_h(self.deterministic_h(x))
+        return self.decode_from_h(self.deterministic_h(x), None, shift_right(x))
 
     @torch.no_grad()
     def generate(self, batch, length, generator=None, first=None):
         state, x_prev, xs = None, None, []
         for t in range(length):
             h, state = self.h_step(x_prev, state, batch)
-            x_prev = first if (t == 0 and first is not None) else self.head.sample(self.decode_from_h(h), generator)
+            x_prev = first if (t == 0 and first is not None) else self.head.sample(self.decode_from_h(h, None, x_prev), generator)
             xs.append(x_prev)
         return torch.stack(xs, 1)
 
     def predict_next(self, x):
         self.check_input(x)
-        return self.decode_from_h(self.deterministic_h(x)[:, 1:])
+        return self.decode_from_h(self.deterministic_h(x)[:, 1:], None, x[:, :-1])

@@ -80,9 +80,13 @@ class SRNN(DVAE):
         f = self.mlp_hz_z(torch.cat([h, z_prev], dim=-1))
         return Gauss(self.prior_z_mean(f), torch.exp(self.prior_z_logvar(f)))
 
-    def decode_from_h(self, h: Tensor, z: Tensor) -> Gauss:
-        """p(x_t | h_t, z_t).  Shape: (..., H), (..., Z) -> (..., D)."""
-        return self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
+    def decode_from_h(self, h: Tensor, z: Tensor, x_prev: Tensor | None = None) -> Gauss:
+        """p(x_t | h_t, z_t); with ``residual`` the mean is x_{t-1} + f(h_t, z_t) (``x_prev=None``
+        is x_0 = 0).  Shape: (..., H), (..., Z), (..., D) -> (..., D)."""
+        p = self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
+        if self.config.residual and x_prev is not None:
+            return Gauss(p.mean + x_prev, p.var)
+        return p
 
     # ------------------------------------------------------------------ DVAE interface
     def encoder_features(self, x: Tensor, h: Tensor) -> Tensor:
@@ -118,29 +122,32 @@ class SRNN(DVAE):
         return self.prior_from_h(self.deterministic_h(x), shift_right(z))
 
     def decode(self, x, z):
-        return self.decode_from_h(self.deterministic_h(x), z)
+        return self.decode_from_h(self.deterministic_h(x), z, shift_right(x))
 
     def teacher_forced(self, x, ss_prob=0.0, generator=None):
         h = self.deterministic_h(x)
         z, q = self.encode_from_features(self.encoder_features(x, h), True, generator)
+        x_prev = shift_right(x)
         if ss_prob > 0:
-            h = self._scheduled_h(x, z, ss_prob, generator)
-        return q, self.prior_from_h(h, shift_right(z)), self.decode_from_h(h, z)
+            h, x_prev = self._scheduled_h(x, z, ss_prob, generator)
+        return q, self.prior_from_h(h, shift_right(z)), self.decode_from_h(h, z, x_prev)
 
-    def _scheduled_h(self, x: Tensor, z: Tensor, ss_prob: float, generator) -> Tensor:
+    def _scheduled_h(self, x: Tensor, z: Tensor, ss_prob: float, generator) -> tuple[Tensor, Tensor]:
         """h_t driven by x_{t-1} or, with probability ``ss_prob`` per (b, t), by the model's own
-        (detached) sample of x_{t-1} (scheduled sampling, Bengio et al. 2015)."""
+        (detached) sample of x_{t-1} (scheduled sampling, Bengio et al. 2015). Returns h and the
+        inputs x_{t-1} it used.  (B, T, D) -> (B, T, H), (B, T, D)"""
         B, T, D = x.shape
         use_pred = torch.rand((B, T), generator=generator, device=x.device) < ss_prob
         state = None
         x_prev = None
-        hs = []
+        hs, inputs = [], []
         for t in range(T):
             h_t, state = self.h_step(x_prev, state, B)
             hs.append(h_t)
-            x_hat = self.head.sample(self.decode_from_h(h_t, z[:, t]), generator).detach()
+            inputs.append(x.new_zeros(B, D) if x_prev is None else x_prev)
+            x_hat = self.head.sample(self.decode_from_h(h_t, z[:, t], x_prev), generator).detach()
             x_prev = torch.where(use_pred[:, t, None], x_hat, x[:, t])
-        return torch.stack(hs, 1)
+        return torch.stack(hs, 1), torch.stack(inputs, 1)
 
     @torch.no_grad()
     def generate(self, batch, length, generator=None, first=None):
@@ -156,7 +163,7 @@ class SRNN(DVAE):
             if t == 0 and first is not None:
                 x_prev = first.to(device)
             else:
-                x_prev = self.head.sample(self.decode_from_h(h_t, z_prev), generator)
+                x_prev = self.head.sample(self.decode_from_h(h_t, z_prev, x_prev), generator)
             xs.append(x_prev)
         return torch.stack(xs, 1)
 
@@ -169,4 +176,4 @@ class SRNN(DVAE):
         h = self.deterministic_h(x)
         z, _ = self.encode_from_features(self.encoder_features(x, h), sample=False)
         pz = self.prior_from_h(h[:, 1:], z[:, :-1])
-        return self.decode_from_h(h[:, 1:], pz.mean)
+        return self.decode_from_h(h[:, 1:], pz.mean, x[:, :-1])

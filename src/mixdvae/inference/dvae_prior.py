@@ -93,7 +93,7 @@ class DVAESourcePrior:
             opt.zero_grad()
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             z = mean + torch.exp(0.5 * logvar) * eps
-            px = model.decode_from_h(h, z)
+            px = model.decode_from_h(h, z, shift_right(xbar))
             pz = model.prior_from_h(h, shift_right(z))
             # -E_q[log p(s | z)] with q(s) = N(xbar, s_var), plus KL(q(z) || p(z)); summed: windows independent.
             nll = 0.5 * (torch.log(px.var) + ((xbar - px.mean) ** 2 + s_var) / px.var).sum()
@@ -129,7 +129,7 @@ class DVAESourcePrior:
                 prior = Gauss(anchor, torch.full_like(anchor, 1e-5))
             else:
                 h_t, state = model.h_step(u, state, B * N)
-                prior = model.decode_from_h(h_t, z[:, t])
+                prior = model.decode_from_h(h_t, z[:, t], u)
                 prior = Gauss(prior.mean, prior.var.clamp_min(opts.min_var))
             post = e_step_s(prior, prec[:, t], info[:, t])
             u = post.mean
