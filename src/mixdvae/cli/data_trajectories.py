@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mixdvae.data.boxes import REFERENCE_IMAGE_SIZE, denormalise_boxes, to_reference_encoding
 from mixdvae.data.synthetic import generate_trajectories, trajectory_meta
 from mixdvae.data.trajectories import save_trajectories
 
@@ -30,6 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output .npz file")
     p.add_argument(
+        "--encoding",
+        choices=("normalised", "reference"),
+        default="normalised",
+        help="normalised (x1, y1, x2, y2) (default), or the original code's (x, y, x + w, y - h) / "
+        "(1920, 1080) for priors used by the 'reference' preset",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -41,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_data_trajectories(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     boxes = generate_trajectories(args.num, args.length, args.seed, progress=progress)
-    save_trajectories(args.out, boxes, trajectory_meta(args.num, args.length, args.seed))
+    meta = trajectory_meta(args.num, args.length, args.seed)
+    if args.encoding == "reference":
+        # Normalised boxes of a 16:9 image -> pixels of 1920 x 1080 -> the reference encoding.
+        boxes = to_reference_encoding(denormalise_boxes(boxes, REFERENCE_IMAGE_SIZE)).astype("float32")
+    meta["encoding"] = args.encoding
+    save_trajectories(args.out, boxes, meta)
     print(f"wrote {boxes.shape[0]} trajectories of {boxes.shape[1]} frames to {args.out}")
     return 0

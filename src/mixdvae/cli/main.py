@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "mixdvae.cli.train",
     "mixdvae.cli.data",
     "mixdvae.cli.evaluate",
+    "mixdvae.cli.track",
+    "mixdvae.cli.bench",
+    "mixdvae.cli.plot",
 ]
 
 

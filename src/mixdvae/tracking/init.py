@@ -28,8 +28,8 @@ __all__ = ["first_detection_anchors", "anchor_init", "kalman_init"]
 
 
 def first_detection_anchors(o: Tensor, mask: Tensor, num_sources: int) -> Tensor:
-    """One anchor box per source: the valid detections of the earliest frames, skipping a
-    detection that overlaps an anchor already taken (IoU > 0.5). A window with fewer distinct
+    """One anchor box per source: the valid detections of the earliest frames (within a frame
+    from left to right), skipping a detection that overlaps an anchor already taken (IoU > 0.5). A window with fewer distinct
     detections than sources repeats its last anchor.
 
     Shape: o (B, T, K, D), mask (B, T, K) -> (B, N, D)
@@ -41,7 +41,10 @@ def first_detection_anchors(o: Tensor, mask: Tensor, num_sources: int) -> Tensor
     for b in range(B):
         chosen: list[np.ndarray] = []
         for t in range(T):
-            for k in np.flatnonzero(m_np[b, t]):
+            valid = np.flatnonzero(m_np[b, t])
+            # a canonical order (left to right, then top to bottom): the slot order carries nothing
+            valid = valid[np.lexsort(o_np[b, t, valid].T[::-1])]
+            for k in valid:
                 box = o_np[b, t, k]
                 if chosen and np.nanmax(box_iou(box[None], np.stack(chosen))) > 0.5 and t > 0:
                     continue

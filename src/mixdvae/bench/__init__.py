@@ -1,0 +1,1 @@
+"""Benchmarks behind ``mixdvae bench``: the paper-layout tables, measured on our data."""

@@ -1,0 +1,62 @@
+"""``mixdvae bench ...``: paper-layout benchmark tables, printed as markdown and saved as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mixdvae.utils.device import resolve_device
+from mixdvae.utils.io import write_json
+
+__all__ = ["add_parser"]
+
+_SHARED = Path("..") / "shared" / "data"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="Benchmarks in the layout of the paper's tables.")
+    bench_sub = p.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=type(p))
+    bench_sub.required = True
+    t = bench_sub.add_parser("tracking", help="Table 2: MixDVAE, VKF, Deep AR, Kalman on MOT17 and MOT15 windows.")
+    t.add_argument("--json", type=Path, default=None, help="save the full results here")
+    t.add_argument("--mot17-dir", type=Path, default=_SHARED / "MOT17" / "train")
+    t.add_argument("--mot15-dir", type=Path, default=_SHARED / "MOT15" / "train")
+    t.add_argument("--lengths", default="60,120,300", help="comma-separated window lengths")
+    t.add_argument("--max-windows", type=int, default=None, help="subsample each set to this many windows")
+    t.add_argument("--cache-dir", type=Path, default=Path("runs") / "bench_windows")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-speed", action="store_true", help="skip the speed line")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    t.set_defaults(func=run_bench_tracking)
+
+
+def run_bench_tracking(args: argparse.Namespace) -> int:
+    from mixdvae.bench.tracking import BenchSpec, bench_windows, format_tracking_table, run_tracking_bench, time_tracking
+
+    device = str(resolve_device(args.device))
+    lengths = tuple(int(x) for x in str(args.lengths).split(",") if x.strip())
+    spec = BenchSpec(args.mot17_dir, args.mot15_dir, lengths, 3, args.seed, args.max_windows, cache_dir=args.cache_dir, device=device)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = run_tracking_bench(spec, progress)
+    for protocol in spec.protocols:
+        print(format_tracking_table(result, protocol))
+    if not args.no_speed:
+        ws = bench_windows(dataclass_replace(spec, max_windows=None), "MOT17", 60)
+        result["speed"] = time_tracking(ws, device=device)
+        s = result["speed"]
+        print(f"\nspeed: {s['windows']} windows x T = {s['length']} x {s['iterations']} iterations: MixDVAE "
+              f"{s['mixdvae']['track_seconds_median']:.2f} s (median of 3; the original code: about 53.5 s, "
+              f"{s['speedup_vs_reference_code']:.0f}x), VKF {s['vkf']['track_seconds_median']:.2f} s, "
+              f"Kalman {s['kalman']['track_seconds_median']:.2f} s; evaluation {s['mixdvae']['eval_seconds_median']:.3f} s")
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def dataclass_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

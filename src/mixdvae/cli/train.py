@@ -1,0 +1,193 @@
+"""``mixdvae train``: pretrain a DVAE prior on single-source trajectories.
+
+Example::
+
+    mixdvae train --data runs/data/train.npz --val runs/data/val.npz --out runs/motion \\
+        --family srnn --encoder causal --epochs 500 --seed 128
+
+The config file (TOML or JSON) has a ``[model]`` table of :class:`~mixdvae.dvae.config.DVAEConfig`
+fields and a ``[train]`` table of :class:`~mixdvae.dvae.train.TrainConfig` fields; flags override
+it. With ``--resume`` the saved run's settings are the defaults, so ``--data``, ``--out`` and
+``--resume`` are enough to continue an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mixdvae.config import config_from_dict, load_config_file
+from mixdvae.dvae.checkpoint import read_card
+from mixdvae.dvae.config import FAMILIES, DVAEConfig
+from mixdvae.dvae.factory import build_dvae
+from mixdvae.dvae.train import TrainConfig, TrainResult, run_paths, train_dvae
+from mixdvae.dvae.train_state import load_train_state
+from mixdvae.errors import ConfigError, DataFormatError
+from mixdvae.utils.device import resolve_device
+from mixdvae.utils.seed import numpy_generator
+
+__all__ = ["add_parser", "run_train"]
+
+_TABLES = ("model", "train")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="Pretrain a DVAE prior (Adam, KL warm-up, early stopping on the validation ELBO, resumable).",
+        description="Pretrain a DVAE on a trajectories file. Writes DIR/best.safetensors + best.json (the best "
+        "weights and their card), DIR/last.* and DIR/last_state.* (for --resume), DIR/log.jsonl and DIR/loss.png.",
+    )
+    p.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz", help="training trajectories (.npz from 'mixdvae data trajectories')")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val", type=Path, metavar="VAL.npz", help="validation trajectories (.npz)")
+    val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of --data for validation (default: 0.1)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--config", type=Path, metavar="FILE", help="TOML/JSON with [model] and [train] tables; flags override it")
+    p.add_argument("--family", choices=FAMILIES, help="DVAE family (default: srnn)")
+    p.add_argument("--encoder", choices=("causal", "backward"), help="SRNN encoder (default: causal)")
+    p.add_argument("--z-dim", type=int, metavar="N", help="latent size (default: 4)")
+    p.add_argument("--rnn-dim", type=int, metavar="N", help="forward LSTM size (default: 8)")
+    p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (default: 500)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="sequences per step (default: 256)")
+    p.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--patience", type=int, metavar="N", help="early-stopping patience in epochs (default: 50)")
+    p.add_argument("--seed", type=int, metavar="S", help="seeds the weights, the split, the shuffling and the noise (default: 128)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice; 1 is often "
+                   "fastest for small models)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    p.set_defaults(func=run_train)
+
+
+def _configs(args: argparse.Namespace) -> tuple[DVAEConfig, TrainConfig]:
+    """Defaults (or the resumed run's settings) <- config file <- flags."""
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    model_source, train_source = "DVAEConfig", "TrainConfig"
+    state_path = run_paths(args.out)["state"]
+    if args.resume and state_path.is_file():
+        state = load_train_state(state_path)
+        model.update(state.architecture)
+        train.update(state.train_config)
+    if args.config is not None:
+        data = load_config_file(args.config)
+        for key in data:
+            if key not in _TABLES:
+                raise ConfigError(f"{args.config}: unknown table '{key}' (known: {', '.join(_TABLES)})")
+        for name, target in (("model", model), ("train", train)):
+            table = data.get(name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{args.config}: '{name}' must be a table")
+            config_from_dict(DVAEConfig if name == "model" else TrainConfig, table, source=f"{args.config} [{name}]")
+            target.update(table)
+        model_source, train_source = f"{args.config} [model]", f"{args.config} [train]"
+    flags_model = {"family": args.family, "encoder": args.encoder, "z_dim": args.z_dim, "rnn_dim": args.rnn_dim}
+    flags_train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                   "patience": args.patience, "seed": args.seed}
+    model_cfg = config_from_dict(DVAEConfig, model, source=model_source)
+    train_cfg = config_from_dict(TrainConfig, train, source=train_source)
+    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in flags_model.items() if v is not None})
+    train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in flags_train.items() if v is not None})
+    return model_cfg, train_cfg
+
+
+def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    from mixdvae.data.trajectories import load_trajectories
+
+    trajectories = load_trajectories(path)
+    boxes = trajectories.boxes
+    if boxes.shape[-1] != x_dim:
+        raise DataFormatError(
+            f"{path}: trajectories have {boxes.shape[-1]} values per frame but the model's x_dim is {x_dim}"
+        )
+    description = {"path": str(path), "num": int(boxes.shape[0]), "length": int(boxes.shape[1]),
+                   "meta": trajectories.meta}
+    return torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)), description
+
+
+def _split(x: torch.Tensor, fraction: float, seed: int, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hold out round(fraction * N) sequences (at least 1), chosen by a seeded permutation."""
+    if not (0.0 < fraction < 1.0):
+        raise ConfigError(f"--val-fraction = {fraction!r}: must be in (0, 1)")
+    n = x.shape[0]
+    n_val = max(1, int(round(fraction * n)))
+    if n - n_val < 1:
+        raise DataFormatError(f"{path}: {n} sequence(s) are too few to hold out a validation fraction of {fraction}")
+    perm = torch.from_numpy(numpy_generator(seed).permutation(n))
+    return x[perm[n_val:]], x[perm[:n_val]]
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree mixdvae runs from, when it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _summary(result: TrainResult) -> str:
+    why = "early stop" if result.stopped_early else "epoch limit"
+    return "\n".join([
+        f"best epoch {result.best_epoch} of {result.epochs_run} run ({why}); validation loss per frame "
+        f"{result.best_val_loss:.6g} (recon {result.best_val_recon:.6g}, KL {result.best_val_kl:.6g})",
+        f"best weights: {result.best_path} (card {result.best_path.with_suffix('.json')})",
+        f"log: {result.log_path}",
+        f"plot: {result.plot_path}",
+    ])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads = {args.threads}: must be an integer >= 1")
+        torch.set_num_threads(args.threads)
+    model_cfg, train_cfg = _configs(args)
+    device = resolve_device(args.device)
+    train_x, train_desc = _load_boxes(args.data, model_cfg.x_dim)
+    data: dict[str, Any] = {"train": train_desc}
+    if args.val is not None:
+        val_x, val_desc = _load_boxes(args.val, model_cfg.x_dim)
+        data["val"] = val_desc
+    else:
+        fraction = 0.1 if args.val_fraction is None else args.val_fraction
+        train_x, val_x = _split(train_x, fraction, train_cfg.seed, args.data)
+        data["val"] = {"split_of": str(args.data), "fraction": fraction, "seed": train_cfg.seed,
+                       "num": int(val_x.shape[0])}
+        data["train"]["num"] = int(train_x.shape[0])
+    command = "mixdvae " + shlex.join(sys.argv[1:])
+    card_extra: dict[str, Any] = {"data": data, "command": command, "commit": _git_commit()}
+    best_card = run_paths(args.out)["best"].with_suffix(".json")
+    if args.resume and best_card.is_file():
+        # keep the command that started the run; list the ones that resumed it
+        previous = read_card(best_card)
+        card_extra["command"] = previous.get("command")
+        card_extra["resumed_by"] = [*previous.get("resumed_by", []), command]
+    model = build_dvae(model_cfg, device, seed=train_cfg.seed)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = train_dvae(
+        model, train_x.to(device), val_x.to(device), train_cfg, args.out, device=device,
+        resume=args.resume, progress=progress, card_extra=card_extra,
+    )
+    print(_summary(result))
+    return 0
