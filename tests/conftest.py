@@ -20,3 +20,13 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data is not beside the repository")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny tensors run fastest on one thread, and a shared 2-core machine oversubscribed with
+    2 OpenMP threads per process slows down by an order of magnitude."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

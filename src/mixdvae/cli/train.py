@@ -46,12 +46,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Pretrain a DVAE on a trajectories file. Writes DIR/best.safetensors + best.json (the best "
         "weights and their card), DIR/last.* and DIR/last_state.* (for --resume), DIR/log.jsonl and DIR/loss.png.",
     )
-    p.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz", help="training trajectories (.npz from 'mixdvae data trajectories')")
+    p.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz",
+                   help="training trajectories (.npz from 'mixdvae data trajectories')")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", type=Path, metavar="VAL.npz", help="validation trajectories (.npz)")
-    val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of --data for validation (default: 0.1)")
+    val.add_argument("--val-fraction", type=float, metavar="F",
+                     help="hold out this fraction of --data for validation (default: 0.1)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--config", type=Path, metavar="FILE", help="TOML/JSON with [model] and [train] tables; flags override it")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="TOML/JSON with [model] and [train] tables; flags override it")
     p.add_argument("--family", choices=FAMILIES, help="DVAE family (default: srnn)")
     p.add_argument("--encoder", choices=("causal", "backward"), help="SRNN encoder (default: causal)")
     p.add_argument("--z-dim", type=int, metavar="N", help="latent size (default: 4)")
@@ -60,11 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, metavar="N", help="sequences per step (default: 256)")
     p.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (default: 1e-3)")
     p.add_argument("--patience", type=int, metavar="N", help="early-stopping patience in epochs (default: 50)")
-    p.add_argument("--seed", type=int, metavar="S", help="seeds the weights, the split, the shuffling and the noise (default: 128)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seeds the weights, the split, the shuffling and the noise (default: 128)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice; 1 is often "
-                   "fastest for small models)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is often fastest for small models)")
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

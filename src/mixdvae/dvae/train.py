@@ -28,14 +28,17 @@ Epochs are counted from 0 everywhere (logs, ``best_epoch``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -47,6 +50,7 @@ from mixdvae.dvae.base import DVAE
 from mixdvae.dvae.checkpoint import save_dvae
 from mixdvae.dvae.train_state import (
     TrainState,
+    check_resumable,
     data_fingerprint,
     load_train_state,
     optimizer_tensors,
@@ -215,28 +219,21 @@ def _clone_state(model: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _check_resumable(state: TrainState, model: DVAE, config: TrainConfig, data: dict, source: Path) -> None:
-    arch = config_to_dict(model.config)
-    for key in sorted(set(arch) | set(state.architecture)):
-        if arch.get(key) != state.architecture.get(key):
-            raise ConfigError(
-                f"cannot resume {source}: DVAEConfig.{key} = {arch.get(key)!r} but the run was started "
-                f"with {state.architecture.get(key)!r}"
-            )
-    now = config_to_dict(config)
-    for f in fields(TrainConfig):
-        if f.name not in _RESUMABLE_CHANGES and now[f.name] != state.train_config.get(f.name):
-            raise ConfigError(
-                f"cannot resume {source}: TrainConfig.{f.name} = {now[f.name]!r} but the run was started "
-                f"with {state.train_config.get(f.name)!r} (only {', '.join(_RESUMABLE_CHANGES)} may change)"
-            )
-    for key in ("train_shape", "val_shape", "train_sha256", "val_sha256"):
-        if data[key] != state.data.get(key):
-            which = "training" if key.startswith("train") else "validation"
-            raise DataFormatError(
-                f"cannot resume {source}: the {which} data differ from the run's ({key} {data[key]} "
-                f"vs {state.data.get(key)})"
-            )
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the block is done, then raise it: the files of one epoch
+    are written together. Only in the main thread (where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
@@ -250,6 +247,43 @@ def _plot(path: Path, history: list[dict[str, Any]]) -> None:
         plot_loss_curves(path, history)
     except Exception as err:  # a figure must never cost the training run
         logger.warning("could not write %s: %s", path, err)
+
+
+def _train_epoch(
+    model: DVAE,
+    optimizer: torch.optim.Optimizer,
+    train_x: Tensor,
+    config: TrainConfig,
+    epoch: int,
+    shuffle_gen: torch.Generator,
+    noise_gen: torch.Generator,
+    device: torch.device,
+    state_path: Path,
+) -> tuple[float, float, float]:
+    """One pass over ``train_x`` in a seeded random order; returns the mean (loss, recon, kl) per frame."""
+    kappa, ss = kl_weight(config, epoch), ss_probability(config, epoch)
+    model.train()
+    n = train_x.shape[0]
+    perm = torch.randperm(n, generator=shuffle_gen).to(train_x.device)
+    totals = np.zeros(3)
+    for batch_start in range(0, n, config.batch_size):
+        xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
+        terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen)
+        value = float(terms.loss.detach())
+        if not math.isfinite(value):
+            raise NumericalError(
+                f"epoch {epoch}: training loss is {value} at batch {batch_start // config.batch_size}; "
+                f"nothing of this epoch was saved ({state_path} holds epoch {epoch - 1}); "
+                "try a lower lr or grad_clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        totals += xb.shape[0] * np.array([value, float(terms.recon.detach()), float(terms.kl.detach())])
+    loss, recon, kl = (totals / n).tolist()
+    return loss, recon, kl
 
 
 def train_dvae(
@@ -303,7 +337,8 @@ def train_dvae(
     best_state: dict[str, Tensor] | None = None
     if resume:
         state = load_train_state(paths["state"])
-        _check_resumable(state, model, config, data, paths["state"])
+        check_resumable(state, config_to_dict(model.config), config_to_dict(config), data, paths["state"],
+                        may_change=_RESUMABLE_CHANGES)
         model.load_state_dict(state.model)
         restore_optimizer(optimizer, model, state.optimizer, str(paths["state"]))
         shuffle_gen.set_state(state.rng["shuffle"])
@@ -320,13 +355,13 @@ def train_dvae(
     else:
         if paths["state"].exists():
             raise ConfigError(
-                f"{out}: already holds a training run ({paths['state'].name}); resume it or choose another output folder"
+                f"{out}: already holds a training run ({paths['state'].name}); "
+                "resume it or choose another output folder"
             )
         out.mkdir(parents=True, exist_ok=True)
         _write_log(paths["log"], [])
 
     stopped_early = best_epoch >= 0 and start > 0 and bad_epochs >= config.patience
-    n = train_x.shape[0]
     bar = tqdm(total=config.epochs, initial=min(start, config.epochs), desc="train", unit="epoch",
                file=sys.stderr, disable=not progress, leave=True)
     last_plot = time.monotonic()
@@ -334,31 +369,13 @@ def train_dvae(
         epoch = start
         while epoch < config.epochs and not stopped_early:
             t0 = time.perf_counter()
-            kappa, ss = kl_weight(config, epoch), ss_probability(config, epoch)
-            model.train()
-            perm = torch.randperm(n, generator=shuffle_gen).to(train_x.device)
-            totals = np.zeros(3)
-            for batch_start in range(0, n, config.batch_size):
-                xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
-                terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen)
-                value = float(terms.loss.detach())
-                if not math.isfinite(value):
-                    raise NumericalError(
-                        f"epoch {epoch}: training loss is {value} at batch {batch_start // config.batch_size}; "
-                        f"nothing of this epoch was saved ({paths['state']} holds epoch {epoch - 1}); "
-                        "try a lower lr or grad_clip"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                totals += xb.shape[0] * np.array([value, float(terms.recon.detach()), float(terms.kl.detach())])
-            train_loss, train_recon, train_kl = (totals / n).tolist()
+            train_loss, train_recon, train_kl = _train_epoch(
+                model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"])
             record: dict[str, Any] = {
                 "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "val_loss": None, "val_recon": None, "val_kl": None,
-                "kl_weight": kappa, "ss_prob": ss, "lr": optimizer.param_groups[0]["lr"],
+                "kl_weight": kl_weight(config, epoch), "ss_prob": ss_probability(config, epoch),
+                "lr": optimizer.param_groups[0]["lr"],
             }
             improved = False
             if (epoch + 1) % config.val_every == 0 or epoch == config.epochs - 1:
@@ -377,20 +394,21 @@ def train_dvae(
                 stopped_early = bad_epochs >= config.patience
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            if improved:
-                save_dvae(paths["best"], model, {**extra, "metrics": {
-                    **best_metrics, "best_epoch": best_epoch, "epochs_run": epoch + 1}})
-            save_dvae(paths["last"], model, {**extra, "metrics": {
-                k: record[k] for k in ("val_loss", "val_recon", "val_kl", "train_loss")} | {"epoch": epoch}})
-            with open(paths["log"], "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, allow_nan=False) + "\n")
-            save_train_state(paths["state"], TrainState(
-                epoch=epoch, best_val_loss=best_val, best_epoch=best_epoch, bad_epochs=bad_epochs,
-                history=history, architecture=config_to_dict(model.config),
-                train_config=config_to_dict(config), data=data, model=_clone_state(model),
-                best_model=best_state, optimizer=optimizer_tensors(optimizer, model),
-                rng={"shuffle": shuffle_gen.get_state(), "noise": noise_gen.get_state()},
-            ))
+            with _deferred_sigint():
+                if improved:
+                    save_dvae(paths["best"], model, {**extra, "metrics": {
+                        **best_metrics, "best_epoch": best_epoch, "epochs_run": epoch + 1}})
+                save_dvae(paths["last"], model, {**extra, "metrics": {
+                    k: record[k] for k in ("val_loss", "val_recon", "val_kl", "train_loss")} | {"epoch": epoch}})
+                with open(paths["log"], "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record, allow_nan=False) + "\n")
+                save_train_state(paths["state"], TrainState(
+                    epoch=epoch, best_val_loss=best_val, best_epoch=best_epoch, bad_epochs=bad_epochs,
+                    history=history, architecture=config_to_dict(model.config),
+                    train_config=config_to_dict(config), data=data, model=_clone_state(model),
+                    best_model=best_state, optimizer=optimizer_tensors(optimizer, model),
+                    rng={"shuffle": shuffle_gen.get_state(), "noise": noise_gen.get_state()},
+                ))
             bar.set_postfix({
                 "train": f"{train_loss:.4g}",
                 "val": "-" if record["val_loss"] is None else f"{record['val_loss']:.4g}",

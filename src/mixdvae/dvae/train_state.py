@@ -25,13 +25,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mixdvae.errors import CheckpointError
+from mixdvae.errors import CheckpointError, ConfigError, DataFormatError
 from mixdvae.utils.io import atomic_path, write_json
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "optimizer_tensors",
     "restore_optimizer",
     "data_fingerprint",
+    "check_resumable",
 ]
 
 STATE_FORMAT = "mixdvae-train-state"
@@ -198,3 +199,40 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: incomplete training state (missing or bad {err})") from err
+
+
+def check_resumable(
+    state: TrainState,
+    architecture: dict[str, Any],
+    train_config: dict[str, Any],
+    data: dict[str, Any],
+    source: str | os.PathLike,
+    may_change: Sequence[str] = (),
+) -> None:
+    """Refuse to resume ``state`` with another architecture, train config (except the fields in
+    ``may_change``) or data (:func:`data_fingerprint`).
+
+    Raises:
+        ConfigError: ``cannot resume out/last_state.safetensors: TrainConfig.lr = 0.002 but the run
+            was started with 0.001 (...)``, or the same for a DVAEConfig field.
+        DataFormatError: other training or validation data than the run's.
+    """
+    for key in sorted(set(architecture) | set(state.architecture)):
+        if architecture.get(key) != state.architecture.get(key):
+            raise ConfigError(
+                f"cannot resume {source}: DVAEConfig.{key} = {architecture.get(key)!r} but the run was started "
+                f"with {state.architecture.get(key)!r}"
+            )
+    for key, value in train_config.items():
+        if key not in may_change and value != state.train_config.get(key):
+            raise ConfigError(
+                f"cannot resume {source}: TrainConfig.{key} = {value!r} but the run was started "
+                f"with {state.train_config.get(key)!r} (only {', '.join(may_change) or 'nothing'} may change)"
+            )
+    for key in ("train_shape", "val_shape", "train_sha256", "val_sha256"):
+        if data[key] != state.data.get(key):
+            which = "training" if key.startswith("train") else "validation"
+            raise DataFormatError(
+                f"cannot resume {source}: the {which} data differ from the run's ({key} {data[key]} "
+                f"vs {state.data.get(key)})"
+            )

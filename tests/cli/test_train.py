@@ -1,0 +1,175 @@
+"""``mixdvae train`` end to end: summary, cards, one-line errors, and resuming after ``kill -9``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mixdvae.cli.main import main
+from mixdvae.data.synthetic import generate_trajectories
+from mixdvae.data.trajectories import save_trajectories
+from mixdvae.dvae.checkpoint import load_dvae, read_card
+
+TINY_FLAGS = ["--z-dim", "2", "--rnn-dim", "8", "--batch-size", "8", "--lr", "0.01", "--seed", "3",
+              "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trajectories")
+    save_trajectories(folder / "train.npz", generate_trajectories(120, 16, seed=1), {"seed": 1, "num": 120})
+    save_trajectories(folder / "val.npz", generate_trajectories(24, 16, seed=2), {"seed": 2, "num": 24})
+    return folder
+
+
+def _epochs(log_path):
+    return [json.loads(line)["epoch"] for line in log_path.read_text().splitlines()]
+
+
+def test_trains_and_prints_a_summary(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"), "--out", str(out),
+                 "--epochs", "3", "--family", "vrnn", *TINY_FLAGS])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("best epoch ") and "of 3 run (epoch limit); validation loss per frame" in lines[0]
+    assert lines[1:] == [f"best weights: {out / 'best.safetensors'} (card {out / 'best.json'})",
+                         f"log: {out / 'log.jsonl'}", f"plot: {out / 'loss.png'}"]
+    card = read_card(out / "best")
+    assert card["architecture"]["family"] == "vrnn" and card["architecture"]["z_dim"] == 2
+    assert card["train"]["epochs"] == 3 and card["train"]["lr"] == 0.01 and card["seed"] == 3
+    assert card["data"]["train"] == {"path": str(data / "train.npz"), "num": 120, "length": 16,
+                                     "meta": {"seed": 1, "num": 120}}
+    assert card["data"]["val"]["path"] == str(data / "val.npz")
+    assert card["command"].startswith("mixdvae ")
+    assert set(card["metrics"]) == {"val_loss", "val_recon", "val_kl", "best_epoch", "epochs_run"}
+    assert load_dvae(out / "best").config.family == "vrnn"
+    assert (out / "loss.png").stat().st_size > 1000
+
+
+def test_config_file_and_val_fraction(tmp_path, data, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nfamily = "dkf"\ndense_dec = [8]\n[train]\nepochs = 5\nkl_warmup_epochs = 0\n')
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(data / "train.npz"), "--val-fraction", "0.25", "--out", str(out),
+                 "--config", str(config), "--epochs", "2", *TINY_FLAGS])
+    assert code == 0, capsys.readouterr().err
+    card = read_card(out / "best")
+    assert card["architecture"]["family"] == "dkf" and card["architecture"]["dense_dec"] == [8]
+    assert card["train"]["epochs"] == 2 and card["train"]["kl_warmup_epochs"] == 0  # the flag wins
+    assert card["data"]["train"]["num"] == 90 and card["data"]["val"]["num"] == 30
+    assert card["data"]["val"]["fraction"] == 0.25
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[train]\nlr_rate = 0.1\n", "c.toml [train]: unknown key 'lr_rate' for TrainConfig"),
+        ("[train]\nlr = -0.001\n", "c.toml [train]: TrainConfig.lr = -0.001: must be a finite number > 0"),
+        ("[model]\nz_dim = 'four'\n", "c.toml [model]: z_dim: 'four' should be an integer"),
+        ("[optimiser]\nlr = 0.1\n", "c.toml: unknown table 'optimiser' (known: model, train)"),
+        ("[model]\nx_dim = 3\n", "train.npz: trajectories have 4 values per frame but the model's x_dim is 3"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path, data, capsys, text, expected):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    code = main(["train", "--data", str(data / "train.npz"), "--out", str(tmp_path / "run"),
+                 "--config", str(config), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.count("\n") == 1 and captured.err.startswith("mixdvae: error: ")
+    assert expected in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--lr", "-0.001"], "mixdvae: error: TrainConfig.lr = -0.001: must be a finite number > 0\n"),
+        (["--z-dim", "0"], "mixdvae: error: DVAEConfig.z_dim = 0: must be an integer >= 1\n"),
+        (["--val-fraction", "1.5"], "mixdvae: error: --val-fraction = 1.5: must be in (0, 1)\n"),
+        (["--threads", "0"], "mixdvae: error: --threads = 0: must be an integer >= 1\n"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, data, capsys, flags, expected):
+    code = main(["train", "--data", str(data / "train.npz"), "--out", str(tmp_path / "run"), "--no-progress", *flags])
+    assert code == 2
+    assert capsys.readouterr().err == expected
+
+
+def test_missing_data_or_state_exits_2(tmp_path, data, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "nope.npz" in err
+    code = main(["train", "--data", str(data / "train.npz"), "--out", str(tmp_path / "run"), "--resume",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"mixdvae: error: {tmp_path / 'run' / 'last_state.safetensors'}: no training state to resume from\n"
+
+
+def test_resume_after_kill_9_ends_with_the_uninterrupted_weights(tmp_path, data, capsys):
+    args = ["train", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"), "--epochs", "14", *TINY_FLAGS]
+    cut = tmp_path / "cut"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mixdvae", *args, "--out", str(cut)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = cut / "log.jsonl"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and log.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = load_file(cut / "last_state.safetensors")
+    done = json.loads((cut / "last_state.json").read_text())["epoch"]
+    assert 0 <= done < 13  # the log may hold one more line: the kill can fall before the state write
+    before = [line for line in log.read_text().splitlines() if json.loads(line)["epoch"] <= done]
+
+    assert main([*args, "--out", str(cut), "--resume"]) == 0, capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0, capsys.readouterr().err
+
+    # the resumed run started at the next epoch: the lines before it are kept, none is repeated
+    lines = (cut / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(14))
+    assert lines[:done + 1] == before
+    # the state it resumed from held Adam moments for every parameter
+    model = load_dvae(cut / "last")
+    slots = ("step", "exp_avg", "exp_avg_sq")
+    assert {f"optim/{name}/{slot}" for name, _ in model.named_parameters() for slot in slots} <= set(saved)
+    for name in ("best.safetensors", "last.safetensors"):
+        a, b = load_file(tmp_path / "full" / name), load_file(cut / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+    full_log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    cut_log = [json.loads(line) for line in lines]
+    assert [r["val_loss"] for r in cut_log] == [r["val_loss"] for r in full_log]
+    card = read_card(cut / "best")  # the command that started the run, and the one that resumed it
+    assert card["command"] == "mixdvae " + shlex.join([*args, "--out", str(cut)])
+    assert len(card["resumed_by"]) == 1
