@@ -17,6 +17,8 @@ FAMILIES = [
     DVAEConfig(family="dkf"),
     DVAEConfig(family="rvae"),
     DVAEConfig(family="deep_ar", residual=True),
+    DVAEConfig(family="srnn", encoder="causal", residual=True, input_transform="delta"),
+    DVAEConfig(family="deep_ar", residual=True, input_transform="delta"),
     DVAEConfig(family="srnn", encoder="backward", head="complex_variance", x_dim=6, input_transform="log"),
 ]
 
@@ -69,6 +71,20 @@ def test_encoder_causality(cfg):
     else:
         assert not past_equal
     assert not torch.allclose(z1[:, t + 1:], z2[:, t + 1:])
+
+
+@pytest.mark.parametrize("family", ["srnn", "deep_ar"])
+def test_step_recursion_equals_sequence_pass(family):
+    """The one-frame recursion used by the VEM (h_step) equals the sequence pass (deterministic_h)."""
+    model = build_dvae(DVAEConfig(family=family, residual=True, input_transform="delta"), seed=0)
+    x = torch.randn(3, 8, 4)
+    h_seq = model.deterministic_h(x)
+    state, prev, hs = None, None, []
+    for t in range(8):
+        h, state = model.h_step(prev, state, 3)
+        hs.append(h)
+        prev = x[:, t]
+    assert torch.allclose(torch.stack(hs, 1), h_seq, atol=1e-6)
 
 
 def test_generation_is_seeded():

@@ -66,11 +66,32 @@ class DVAE(nn.Module):
     def _make_head(self, in_dim: int) -> nn.Module:
         return make_head(self.config.head, in_dim, self.config.x_dim)
 
+    @property
+    def net_in_dim(self) -> int:
+        """Size of what the networks see of one frame (2 x_dim with the ``delta`` transform)."""
+        return 2 * self.x_dim if self.config.input_transform == "delta" else self.x_dim
+
     def net_input(self, x: Tensor) -> Tensor:
-        """What the networks see of x: x itself, or log(x + 1e-8) for power spectra."""
-        if self.config.input_transform == "log":
+        """What the networks see of a sequence: x, log(x + 1e-8), or [x_t, k (x_t - x_{t-1})] with
+        the first difference 0.  Shape: (B, T, D) -> (B, T, net_in_dim)."""
+        kind = self.config.input_transform
+        if kind == "log":
             return torch.log(x.clamp_min(0) + 1e-8)
+        if kind == "delta":
+            delta = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+            return torch.cat([x, self.config.delta_scale * delta], dim=-1)
         return x
+
+    def net_input_step(self, x_t: Tensor, x_prev: Tensor | None) -> Tensor:
+        """:meth:`net_input` for one frame given the frame before (None: the first frame).
+        Shape: (B, D) -> (B, net_in_dim)."""
+        kind = self.config.input_transform
+        if kind == "log":
+            return torch.log(x_t.clamp_min(0) + 1e-8)
+        if kind == "delta":
+            delta = torch.zeros_like(x_t) if x_prev is None else x_t - x_prev
+            return torch.cat([x_t, self.config.delta_scale * delta], dim=-1)
+        return x_t
 
     def check_input(self, x: Tensor) -> None:
         """Raise :class:`DataFormatError` for a wrong shape (expects (B, T, x_dim))."""

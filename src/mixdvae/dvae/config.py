@@ -37,8 +37,11 @@ class DVAEConfig:
         dense_g, g_dim: MLP before the backward encoder LSTM, and its size.
         dense_enc, dense_prior, dense_dec: MLPs of the encoder, the latent prior and the decoder.
         dense_z: VRNN phi_z / RVAE z feature MLP.
-        input_transform: ``identity`` (reference) or ``log`` (log(x + 1e-8), for power spectra) for
-            what the networks see of x; the likelihood is always on x itself.
+        input_transform: what the networks see of x (the likelihood is always on x itself):
+            ``identity`` (reference), ``log`` (log(x + 1e-8), for power spectra) or ``delta``
+            ([x_t, delta_scale * (x_t - x_{t-1})], SRNN and Deep AR only: box motion is ~1e-3 of
+            the image per frame, too small for tanh units to resolve from positions alone).
+        delta_scale: the factor of ``delta`` (100: one-pixel-per-frame motion becomes ~0.05).
         beta: weight of the KL term in the loss (reference: 1 for MOT, 0.01 for audio).
         residual: SRNN and Deep AR with a Gaussian head only: the decoder predicts the change,
             mean_t = x_{t-1} + f(h_t, z_t) (x_0 = 0), instead of x_t itself. Boxes move by ~1e-3
@@ -60,7 +63,8 @@ class DVAEConfig:
     dense_prior: tuple[int, ...] = (8, 8)
     dense_dec: tuple[int, ...] = (16,)
     dense_z: tuple[int, ...] = (8,)
-    input_transform: Literal["identity", "log"] = "identity"
+    input_transform: Literal["identity", "log", "delta"] = "identity"
+    delta_scale: float = 100.0
     beta: float = 1.0
     residual: bool = False
 
@@ -81,5 +85,9 @@ class DVAEConfig:
             raise ConfigError(f"DVAEConfig.encoder = {self.encoder!r}: expected 'backward' or 'causal'")
         if self.residual and (self.head != "gaussian" or self.family not in ("srnn", "deep_ar")):
             raise ConfigError("DVAEConfig.residual = true needs head 'gaussian' and family 'srnn' or 'deep_ar'")
+        if self.input_transform == "delta" and self.family not in ("srnn", "deep_ar"):
+            raise ConfigError("DVAEConfig.input_transform = 'delta' is for families 'srnn' and 'deep_ar' only")
+        if self.input_transform not in ("identity", "log", "delta"):
+            raise ConfigError(f"DVAEConfig.input_transform = {self.input_transform!r}: expected identity, log or delta")
         if not (self.beta >= 0):
             raise ConfigError(f"DVAEConfig.beta = {self.beta!r}: must be >= 0")

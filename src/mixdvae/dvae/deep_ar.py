@@ -26,7 +26,7 @@ class DeepAR(DVAE):
         super().__init__(config)
         c = config
         self.z_dim = 0
-        self.mlp_x_h = MLP(c.x_dim, c.dense_x, c.activation)
+        self.mlp_x_h = MLP(self.net_in_dim, c.dense_x, c.activation)
         self.rnn_h = nn.LSTM(self.mlp_x_h.out_dim, c.rnn_dim, batch_first=True)
         self.mlp_dec = MLP(c.rnn_dim, c.dense_dec, c.activation)
         self.head = self._make_head(self.mlp_dec.out_dim)
@@ -36,9 +36,14 @@ class DeepAR(DVAE):
         return self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))[0]
 
     def h_step(self, x_prev: Tensor | None, state, batch: int = 0):
-        """One step of h from x_{t-1} (``None``: the first step, input 0).  (B, D) -> (B, H)."""
-        u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.x_dim) if x_prev is None else self.net_input(x_prev)
-        return lstm_step(self.rnn_h, self.mlp_x_h(u), state)
+        """One step of h from x_{t-1} (``None``: the first step, input 0); ``state`` is
+        (h, c, x_{t-2}) or None.  (B, D) -> (B, H)."""
+        if x_prev is None:
+            u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.net_in_dim)
+        else:
+            u = self.net_input_step(x_prev, None if state is None else state[2])
+        h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
+        return h, (h, c, x_prev)
 
     def decode_from_h(self, h: Tensor, z: Tensor | None = None, x_prev: Tensor | None = None) -> Gauss:
         """p(x_t | h_t) (mean x_{t-1} + f(h_t) when ``residual``).  (..., H) -> (..., D)."""

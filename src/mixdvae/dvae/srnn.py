@@ -34,14 +34,14 @@ class SRNN(DVAE):
         super().__init__(config)
         c = config
         act = c.activation
-        self.mlp_x_h = MLP(c.x_dim, c.dense_x, act)
+        self.mlp_x_h = MLP(self.net_in_dim, c.dense_x, act)
         self.rnn_h = nn.LSTM(self.mlp_x_h.out_dim, c.rnn_dim, batch_first=True)
         if c.encoder == "backward":
-            self.mlp_hx_g = MLP(c.rnn_dim + c.x_dim, c.dense_g, act)
+            self.mlp_hx_g = MLP(c.rnn_dim + self.net_in_dim, c.dense_g, act)
             self.rnn_g = nn.LSTM(self.mlp_hx_g.out_dim, c.g_dim, batch_first=True)
             enc_in = c.g_dim + c.z_dim
         else:
-            enc_in = c.rnn_dim + c.x_dim + c.z_dim
+            enc_in = c.rnn_dim + self.net_in_dim + c.z_dim
         self.mlp_gz_z = MLP(enc_in, c.dense_enc, act)
         self.inf_z_mean = nn.Linear(self.mlp_gz_z.out_dim, c.z_dim)
         self.inf_z_logvar = nn.Linear(self.mlp_gz_z.out_dim, c.z_dim)
@@ -61,19 +61,18 @@ class SRNN(DVAE):
         h, _ = self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))
         return h
 
-    def h_step(
-        self, x_prev: Tensor | None, state: tuple[Tensor, Tensor] | None, batch: int = 0
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def h_step(self, x_prev: Tensor | None, state: tuple | None, batch: int = 0) -> tuple[Tensor, tuple]:
         """One LSTM step h_t from x_{t-1}; ``x_prev=None`` is the first step (network input 0).
+        ``state`` is (h, c, x_{t-2}) or None.
 
         Shape: x_prev (B, D) -> h (B, H).
         """
         if x_prev is None:
-            p = self.inf_z_mean.weight
-            u = p.new_zeros(batch, self.x_dim)
+            u = self.inf_z_mean.weight.new_zeros(batch, self.net_in_dim)
         else:
-            u = self.net_input(x_prev)
-        return lstm_step(self.rnn_h, self.mlp_x_h(u), state)
+            u = self.net_input_step(x_prev, None if state is None else state[2])
+        h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
+        return h, (h, c, x_prev)
 
     def prior_from_h(self, h: Tensor, z_prev: Tensor) -> Gauss:
         """p(z_t | h_t, z_{t-1}).  Shape: (..., H), (..., Z) -> (..., Z)."""
