@@ -19,6 +19,8 @@ FAMILIES = [
     DVAEConfig(family="deep_ar", residual=True),
     DVAEConfig(family="srnn", encoder="causal", residual=True, input_transform="delta"),
     DVAEConfig(family="deep_ar", residual=True, input_transform="delta"),
+    DVAEConfig(family="srnn", encoder="causal", residual=True, residual_velocity=True, input_transform="delta"),
+    DVAEConfig(family="deep_ar", residual=True, residual_velocity=True),
     DVAEConfig(family="srnn", encoder="backward", head="complex_variance", x_dim=6, input_transform="log"),
 ]
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.heads import Gauss, make_head
+from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import DataFormatError
 
 __all__ = ["DVAE", "Gauss", "ElboTerms", "kl_diag_gauss"]
@@ -92,6 +93,28 @@ class DVAE(nn.Module):
             delta = torch.zeros_like(x_t) if x_prev is None else x_t - x_prev
             return torch.cat([x_t, self.config.delta_scale * delta], dim=-1)
         return x_t
+
+    def residual_base(self, x_prev: Tensor | None, x_prev2: Tensor | None) -> Tensor | None:
+        """What a residual decoder adds its output to at one frame: None (no residual, or the first
+        frame), x_{t-1}, or 2 x_{t-1} - x_{t-2} with ``residual_velocity`` (x_{t-1} when x_{t-2}
+        does not exist).  Shape: (B, D) -> (B, D)."""
+        if not self.config.residual or x_prev is None:
+            return None
+        if self.config.residual_velocity and x_prev2 is not None:
+            return 2 * x_prev - x_prev2
+        return x_prev
+
+    def residual_base_seq(self, x: Tensor) -> Tensor | None:
+        """:meth:`residual_base` for every frame of a sequence (0 at the first frame).
+        Shape: (B, T, D) -> (B, T, D)."""
+        if not self.config.residual:
+            return None
+        base = shift_right(x)
+        if self.config.residual_velocity and x.shape[1] > 2:
+            velocity = torch.zeros_like(x)
+            velocity[:, 2:] = x[:, 1:-1] - x[:, :-2]
+            base = base + velocity
+        return base
 
     def check_input(self, x: Tensor) -> None:
         """Raise :class:`DataFormatError` for a wrong shape (expects (B, T, x_dim))."""

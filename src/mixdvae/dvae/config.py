@@ -47,6 +47,8 @@ class DVAEConfig:
             mean_t = x_{t-1} + f(h_t, z_t) (x_0 = 0), instead of x_t itself. Boxes move by ~1e-3
             of the image per frame, which an absolute-position decoder resolves poorly; the
             reference models are not residual.
+        residual_velocity: with ``residual``, predict the change from the constant-velocity
+            extrapolation instead: mean_t = 2 x_{t-1} - x_{t-2} + f(h_t, z_t) (x_{t-1} at t = 2).
     """
 
     family: Literal["srnn", "vrnn", "dkf", "rvae", "deep_ar"] = "srnn"
@@ -67,6 +69,7 @@ class DVAEConfig:
     delta_scale: float = 100.0
     beta: float = 1.0
     residual: bool = False
+    residual_velocity: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -89,5 +92,7 @@ class DVAEConfig:
             raise ConfigError("DVAEConfig.input_transform = 'delta' is for families 'srnn' and 'deep_ar' only")
         if self.input_transform not in ("identity", "log", "delta"):
             raise ConfigError(f"DVAEConfig.input_transform = {self.input_transform!r}: expected identity, log or delta")
+        if self.residual_velocity and not self.residual:
+            raise ConfigError("DVAEConfig.residual_velocity = true needs residual = true")
         if not (self.beta >= 0):
             raise ConfigError(f"DVAEConfig.beta = {self.beta!r}: must be >= 0")

@@ -45,11 +45,12 @@ class DeepAR(DVAE):
         h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
         return h, (h, c, x_prev)
 
-    def decode_from_h(self, h: Tensor, z: Tensor | None = None, x_prev: Tensor | None = None) -> Gauss:
-        """p(x_t | h_t) (mean x_{t-1} + f(h_t) when ``residual``).  (..., H) -> (..., D)."""
+    def decode_from_h(self, h: Tensor, z: Tensor | None = None, base: Tensor | None = None) -> Gauss:
+        """p(x_t | h_t): mean ``base`` + f(h_t) for a residual decoder (see :meth:`residual_base`).
+        Shape: (..., H) -> (..., D)."""
         p = self.head(self.mlp_dec(h))
-        if self.config.residual and x_prev is not None:
-            return Gauss(p.mean + x_prev, p.var)
+        if base is not None:
+            return Gauss(p.mean + base, p.var)
         return p
 
     def _empty(self, x: Tensor) -> Tensor:
@@ -63,17 +64,19 @@ class DeepAR(DVAE):
         return Gauss(z, torch.ones_like(z))
 
     def decode(self, x, z):
-        return self.decode_from_h(self.deterministic_h(x), None, shift_right(x))
+        return self.decode_from_h(self.deterministic_h(x), None, self.residual_base_seq(x))
 
     @torch.no_grad()
     def generate(self, batch, length, generator=None, first=None):
         state, x_prev, xs = None, None, []
         for t in range(length):
+            base = self.residual_base(x_prev, None if state is None else state[2])
             h, state = self.h_step(x_prev, state, batch)
-            x_prev = first if (t == 0 and first is not None) else self.head.sample(self.decode_from_h(h, None, x_prev), generator)
+            x_prev = first if (t == 0 and first is not None) else self.head.sample(self.decode_from_h(h, None, base), generator)
             xs.append(x_prev)
         return torch.stack(xs, 1)
 
     def predict_next(self, x):
         self.check_input(x)
-        return self.decode_from_h(self.deterministic_h(x)[:, 1:], None, x[:, :-1])
+        base = self.residual_base_seq(x)
+        return self.decode_from_h(self.deterministic_h(x)[:, 1:], None, None if base is None else base[:, 1:])

@@ -79,12 +79,12 @@ class SRNN(DVAE):
         f = self.mlp_hz_z(torch.cat([h, z_prev], dim=-1))
         return Gauss(self.prior_z_mean(f), torch.exp(self.prior_z_logvar(f)))
 
-    def decode_from_h(self, h: Tensor, z: Tensor, x_prev: Tensor | None = None) -> Gauss:
-        """p(x_t | h_t, z_t); with ``residual`` the mean is x_{t-1} + f(h_t, z_t) (``x_prev=None``
-        is x_0 = 0).  Shape: (..., H), (..., Z), (..., D) -> (..., D)."""
+    def decode_from_h(self, h: Tensor, z: Tensor, base: Tensor | None = None) -> Gauss:
+        """p(x_t | h_t, z_t); a residual decoder's mean is ``base`` + f(h_t, z_t) with ``base`` from
+        :meth:`residual_base` (None: f alone).  Shape: (..., H), (..., Z), (..., D) -> (..., D)."""
         p = self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
-        if self.config.residual and x_prev is not None:
-            return Gauss(p.mean + x_prev, p.var)
+        if base is not None:
+            return Gauss(p.mean + base, p.var)
         return p
 
     # ------------------------------------------------------------------ DVAE interface
@@ -121,32 +121,33 @@ class SRNN(DVAE):
         return self.prior_from_h(self.deterministic_h(x), shift_right(z))
 
     def decode(self, x, z):
-        return self.decode_from_h(self.deterministic_h(x), z, shift_right(x))
+        return self.decode_from_h(self.deterministic_h(x), z, self.residual_base_seq(x))
 
     def teacher_forced(self, x, ss_prob=0.0, generator=None):
         h = self.deterministic_h(x)
         z, q = self.encode_from_features(self.encoder_features(x, h), True, generator)
-        x_prev = shift_right(x)
+        base = self.residual_base_seq(x)
         if ss_prob > 0:
-            h, x_prev = self._scheduled_h(x, z, ss_prob, generator)
-        return q, self.prior_from_h(h, shift_right(z)), self.decode_from_h(h, z, x_prev)
+            h, base = self._scheduled_h(x, z, ss_prob, generator)
+        return q, self.prior_from_h(h, shift_right(z)), self.decode_from_h(h, z, base)
 
-    def _scheduled_h(self, x: Tensor, z: Tensor, ss_prob: float, generator) -> tuple[Tensor, Tensor]:
+    def _scheduled_h(self, x: Tensor, z: Tensor, ss_prob: float, generator) -> tuple[Tensor, Tensor | None]:
         """h_t driven by x_{t-1} or, with probability ``ss_prob`` per (b, t), by the model's own
         (detached) sample of x_{t-1} (scheduled sampling, Bengio et al. 2015). Returns h and the
-        inputs x_{t-1} it used.  (B, T, D) -> (B, T, H), (B, T, D)"""
+        residual bases of the inputs it used.  (B, T, D) -> (B, T, H), (B, T, D) or None"""
         B, T, D = x.shape
         use_pred = torch.rand((B, T), generator=generator, device=x.device) < ss_prob
         state = None
         x_prev = None
-        hs, inputs = [], []
+        hs, bases = [], []
         for t in range(T):
+            base = self.residual_base(x_prev, None if state is None else state[2])
             h_t, state = self.h_step(x_prev, state, B)
             hs.append(h_t)
-            inputs.append(x.new_zeros(B, D) if x_prev is None else x_prev)
-            x_hat = self.head.sample(self.decode_from_h(h_t, z[:, t], x_prev), generator).detach()
+            bases.append(x.new_zeros(B, D) if base is None else base)
+            x_hat = self.head.sample(self.decode_from_h(h_t, z[:, t], base), generator).detach()
             x_prev = torch.where(use_pred[:, t, None], x_hat, x[:, t])
-        return torch.stack(hs, 1), torch.stack(inputs, 1)
+        return torch.stack(hs, 1), (torch.stack(bases, 1) if self.config.residual else None)
 
     @torch.no_grad()
     def generate(self, batch, length, generator=None, first=None):
@@ -156,13 +157,14 @@ class SRNN(DVAE):
         state = None
         xs = []
         for t in range(length):
+            base = self.residual_base(x_prev, None if state is None else state[2])
             h_t, state = self.h_step(x_prev, state, batch)
             pz = self.prior_from_h(h_t, z_prev)
             z_prev = pz.mean + torch.sqrt(pz.var) * self._randn(pz.mean.shape, pz.mean, generator)
             if t == 0 and first is not None:
                 x_prev = first.to(device)
             else:
-                x_prev = self.head.sample(self.decode_from_h(h_t, z_prev, x_prev), generator)
+                x_prev = self.head.sample(self.decode_from_h(h_t, z_prev, base), generator)
             xs.append(x_prev)
         return torch.stack(xs, 1)
 
@@ -175,4 +177,5 @@ class SRNN(DVAE):
         h = self.deterministic_h(x)
         z, _ = self.encode_from_features(self.encoder_features(x, h), sample=False)
         pz = self.prior_from_h(h[:, 1:], z[:, :-1])
-        return self.decode_from_h(h[:, 1:], pz.mean, x[:, :-1])
+        base = self.residual_base_seq(x)
+        return self.decode_from_h(h[:, 1:], pz.mean, None if base is None else base[:, 1:])

@@ -93,7 +93,7 @@ class DVAESourcePrior:
             opt.zero_grad()
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             z = mean + torch.exp(0.5 * logvar) * eps
-            px = model.decode_from_h(h, z, shift_right(xbar))
+            px = model.decode_from_h(h, z, model.residual_base_seq(xbar))
             pz = model.prior_from_h(h, shift_right(z))
             # -E_q[log p(s | z)] with q(s) = N(xbar, s_var), plus KL(q(z) || p(z)); summed: windows independent.
             nll = 0.5 * (torch.log(px.var) + ((xbar - px.mean) ** 2 + s_var) / px.var).sum()
@@ -128,8 +128,9 @@ class DVAESourcePrior:
                 h_t, state = model.h_step(anchor, None, B * N)
                 prior = Gauss(anchor, torch.full_like(anchor, 1e-5))
             else:
+                base = model.residual_base(u, None if state is None else state[2])
                 h_t, state = model.h_step(u, state, B * N)
-                prior = model.decode_from_h(h_t, z[:, t], u)
+                prior = model.decode_from_h(h_t, z[:, t], base)
                 prior = Gauss(prior.mean, prior.var.clamp_min(opts.min_var))
             post = e_step_s(prior, prec[:, t], info[:, t])
             u = post.mean
