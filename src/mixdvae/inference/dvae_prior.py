@@ -40,6 +40,16 @@ class DVAEPriorOptions:
             as in pretraining.
         ez_steps, ez_lr: per-window gradient refinement of q(z) (0 = the encoder output as is).
         min_var: floor on the decoder variance sigma2_t.
+        extra_std: added prior noise, relative to each source's box size (w, h, w, h) at its anchor:
+            sigma2_t + (extra_std * size)^2. A prior pretrained on smooth synthetic motion is
+            over-confident on real detections; 0 keeps the DVAE's own variance (reference).
+        smoother: two-filter smoothing with a second, time-reversed pass (the reference is a
+            forward filter only, reference section 4.5).
+        predictive: the prior of s_t is the DVAE's one-step prediction p(s_t | s_{<t}): z_t is the
+            mean of p(z_t | h_t, z_{t-1}) with z_{t-1} from E-Z, so the prior carries no
+            information from frame t itself. The reference decodes the E-Z latent z_t, which the
+            encoder inferred from the previous estimate of s_t: the "prior" then mostly
+            reconstructs the previous iteration and the VEM hardly moves from its initialisation.
     """
 
     sample_z: bool = False
@@ -47,8 +57,13 @@ class DVAEPriorOptions:
     ez_steps: int = 0
     ez_lr: float = 0.05
     min_var: float = 1e-8
+    extra_std: float = 0.0
+    smoother: bool = False
+    predictive: bool = False
 
     def __post_init__(self) -> None:
+        if not self.extra_std >= 0:
+            raise ConfigError(f"DVAEPriorOptions.extra_std = {self.extra_std}: must be >= 0")
         if self.ez_steps < 0:
             raise ConfigError(f"DVAEPriorOptions.ez_steps = {self.ez_steps}: must be >= 0")
         if not self.ez_lr > 0:
@@ -104,34 +119,26 @@ class DVAESourcePrior:
         return (q.mean if not self.options.sample_z else z.detach()), q
 
     # -------------------------------------------------------------- E-S
-    @torch.no_grad()
-    def e_step(
-        self, prec_msg: Tensor, info_msg: Tensor, q_prev: Gauss, generator: torch.Generator | None = None
-    ) -> tuple[Gauss, Tensor]:
-        """New q(s) and the prior part of the ELBO, E_q[log p(s, z)] - E_q[log q(s)] - E_q[log q(z)]
-        (decoder terms evaluated along the recursion).
-
-        Shape: prec_msg, info_msg, q_prev (B, T, N, D) -> Gauss (B, T, N, D), (B,)
-        """
-        B, T, N, D = q_prev.mean.shape
-        flat = lambda x: x.permute(0, 2, 1, 3).reshape(B * N, T, -1)  # (B, T, N, D) -> (B*N, T, D)
-        xbar, sbar = flat(q_prev.mean), flat(q_prev.var)
-        prec, info = flat(prec_msg), flat(info_msg)
-        with torch.enable_grad():
-            z, qz = self._e_step_z(xbar, sbar, generator)
+    def _filter(self, z: Tensor, prec: Tensor, info: Tensor, anchor: Tensor | None, extra_var) -> tuple[Tensor, ...]:
+        """The forward recursion: prior from the DVAE driven by the posterior means, then the
+        product with the observation messages.  (BN, T, D) -> m, v, mu, sigma2 (BN, T, D), h (BN, T, H)."""
         model, opts = self.model, self.options
-        anchor = None if self.anchor is None else self.anchor.reshape(B * N, D)
+        BN, T, D = prec.shape
         state, u = None, None
         means, variances, mus, sig2s, hs = [], [], [], [], []
         for t in range(T):
             if t == 0 and opts.anchor_first_frame and anchor is not None:
-                h_t, state = model.h_step(anchor, None, B * N)
+                h_t, state = model.h_step(anchor, None, BN)
                 prior = Gauss(anchor, torch.full_like(anchor, 1e-5))
             else:
                 base = model.residual_base(u, None if state is None else state[2])
-                h_t, state = model.h_step(u, state, B * N)
-                prior = model.decode_from_h(h_t, z[:, t], base)
-                prior = Gauss(prior.mean, prior.var.clamp_min(opts.min_var))
+                h_t, state = model.h_step(u, state, BN)
+                z_t = z[:, t]
+                if opts.predictive and z.shape[-1] > 0:
+                    z_prev = z[:, t - 1] if t > 0 else torch.zeros_like(z_t)
+                    z_t = model.prior_from_h(h_t, z_prev).mean
+                prior = model.decode_from_h(h_t, z_t, base)
+                prior = Gauss(prior.mean, prior.var.clamp_min(opts.min_var) + extra_var)
             post = e_step_s(prior, prec[:, t], info[:, t])
             u = post.mean
             means.append(post.mean)
@@ -139,12 +146,58 @@ class DVAESourcePrior:
             mus.append(prior.mean)
             sig2s.append(prior.var)
             hs.append(h_t)
-        m, v = torch.stack(means, 1), torch.stack(variances, 1)
-        mu, sig2 = torch.stack(mus, 1), torch.stack(sig2s, 1)
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return stack(means), stack(variances), stack(mus), stack(sig2s), stack(hs)
+
+    @torch.no_grad()
+    def e_step(
+        self, prec_msg: Tensor, info_msg: Tensor, q_prev: Gauss, generator: torch.Generator | None = None
+    ) -> tuple[Gauss, Tensor]:
+        """New q(s) and the prior part of the ELBO, E_q[log p(s, z)] - E_q[log q(s)] - E_q[log q(z)]
+        (decoder terms evaluated along the forward recursion).
+
+        With ``smoother``, the recursion also runs on the time-reversed sequence (the same DVAE,
+        as box motion statistics are close to time-symmetric) and q(s_t) is the two-filter
+        combination N(mu_f, sigma2_f) N(mu_b, sigma2_b) prod_k N(o_tk; s_t, Phi_tk)^{r_tkn}: the
+        forward prediction from frames < t, the backward one from frames > t and frame t itself.
+
+        Shape: prec_msg, info_msg, q_prev (B, T, N, D) -> Gauss (B, T, N, D), (B,)
+        """
+        B, T, N, D = q_prev.mean.shape
+        flat = lambda x: x.permute(0, 2, 1, 3).reshape(B * N, T, -1)  # (B, T, N, D) -> (B*N, T, D)
+        xbar, sbar = flat(q_prev.mean), flat(q_prev.var)
+        prec, info = flat(prec_msg), flat(info_msg)
+        opts = self.options
+        anchor = None if self.anchor is None else self.anchor.reshape(B * N, D)
+        extra_var = 0.0
+        if opts.extra_std > 0 and anchor is not None:
+            w = (anchor[:, 2] - anchor[:, 0]).abs()
+            h = (anchor[:, 3] - anchor[:, 1]).abs()
+            extra_var = (opts.extra_std * torch.stack([w, h, w, h], dim=-1)) ** 2  # (B*N, D)
+        if opts.smoother:
+            # forward and time-reversed sequences as one batch of 2BN
+            rev = lambda x: torch.flip(x, dims=[1])  # noqa: E731
+            xbar, sbar = torch.cat([xbar, rev(xbar)]), torch.cat([sbar, rev(sbar)])
+            prec, info = torch.cat([prec, rev(prec)]), torch.cat([info, rev(info)])
+            if anchor is not None:
+                anchor = torch.cat([anchor, xbar[B * N:, 0]])
+            if torch.is_tensor(extra_var):
+                extra_var = torch.cat([extra_var, extra_var])
+        with torch.enable_grad():
+            z, qz = self._e_step_z(xbar, sbar, generator)
+        m, v, mu, sig2, hs = self._filter(z, prec, info, anchor, extra_var)
+        if opts.smoother:
+            BN = B * N
+            mu_b, sig2_b = torch.flip(mu[BN:], dims=[1]), torch.flip(sig2[BN:], dims=[1])
+            m, v, mu, sig2, hs, z = m[:BN], v[:BN], mu[:BN], sig2[:BN], hs[:BN], z[:BN]
+            qz = None if qz is None else Gauss(qz.mean[:BN], qz.var[:BN])
+            precision = 1.0 / sig2 + 1.0 / sig2_b + prec[:BN]
+            m = (mu / sig2 + mu_b / sig2_b + info[:BN]) / precision
+            v = 1.0 / precision
         # E_q[log p(s_t | h_t, z_t)] + H[q(s_t)]
         elbo = (-0.5 * (torch.log(2 * math.pi * sig2) + ((m - mu) ** 2 + v) / sig2) + 0.5 * torch.log(2 * math.pi * math.e * v)).sum(dim=(1, 2))
         if qz is not None:
-            pz = model.prior_from_h(torch.stack(hs, 1), shift_right(z))
+            pz = self.model.prior_from_h(hs, shift_right(z))
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
-        unflat = lambda x: x.reshape(B, N, T, D).permute(0, 2, 1, 3)
+        unflat = lambda x: x.reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731
         return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1)
