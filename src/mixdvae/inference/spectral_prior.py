@@ -1,0 +1,197 @@
+"""N pretrained spectral DVAEs (one per source) as the source prior of the audio VEM: E-Z and E-S.
+
+Each source n has its own DVAE with a complex-variance head: s_n,t ~ CN(0, v^s_n,t) with
+v^s_n,t = decoder(h_t, z_t), h_t = LSTM(MLP(u_{t-1})) driven by a power sequence u of source n.
+
+E-Z: q(z_n | s_n) is the DVAE's encoder applied to a power sequence u_n standing for s_n: the
+expected power E_q|s_n|^2 = |m|^2 + gamma (default) or a power sample |s~|^2 with s~ ~ q(s_n)
+(reference, section 6.3; with Gaussian noise, not the original's uniform noise unless asked).
+
+E-S (:func:`mixdvae.inference.spectral_steps.e_step_s_wiener`) needs v^s, which depends on the past
+of s_n through h_t. Two recursions:
+- ``parallel`` (default): h_t is driven by the previous iteration's u_{t-1}, so v^s for all t comes
+  from one teacher-forced pass and E-S is elementwise over (B, T, N, F);
+- ``sequential`` (reference): h_t is driven by the estimate of frame t-1 made in the same sweep
+  (u_t from q(s_t) just computed), one frame at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from mixdvae.dvae.base import DVAE, kl_diag_gauss
+from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.layers import shift_right
+from mixdvae.errors import ConfigError
+from mixdvae.inference.spectral_steps import (
+    SpectralSources,
+    e_step_s_wiener,
+    entropy_spectral,
+    expected_power,
+    prior_log_likelihood_spectral,
+)
+
+__all__ = ["SpectralPriorOptions", "DVAESpectralPrior"]
+
+
+@dataclass(frozen=True)
+class SpectralPriorOptions:
+    """Options of the spectral DVAE prior.
+
+    Attributes:
+        recursion: ``parallel`` or ``sequential`` (see the module docstring).
+        feedback: what stands for s_n in the networks: ``expected`` power |m|^2 + gamma, or a
+            ``sample`` |s~|^2 (reference).
+        noise: the sampling noise with ``feedback = 'sample'``: ``gaussian`` (correct) or
+            ``uniform`` (the original code's U[0, 1) noise, reference section 10 item 6).
+        sample_z: E-Z takes one sample of q(z | u) (reference) instead of its mean.
+        first_input: the first LSTM input: ``zero`` (as in pretraining) or ``first_frame`` of u
+            (reference, section 6.3).
+        min_var: floor on v^s relative to the mean mixture power (keeps E-S finite).
+    """
+
+    recursion: Literal["parallel", "sequential"] = "parallel"
+    feedback: Literal["expected", "sample"] = "expected"
+    noise: Literal["gaussian", "uniform"] = "gaussian"
+    sample_z: bool = False
+    first_input: Literal["zero", "first_frame"] = "zero"
+    min_var: float = 1e-8
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "sample")),
+                              ("noise", ("gaussian", "uniform")), ("first_input", ("zero", "first_frame"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"SpectralPriorOptions.{name} = {getattr(self, name)!r}: expected one of {list(allowed)}")
+        if not self.min_var > 0:
+            raise ConfigError(f"SpectralPriorOptions.min_var = {self.min_var!r}: must be > 0")
+
+
+def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | None) -> Tensor:
+    """|s~|^2 with s~ = m + sqrt(gamma / 2) (e_r + i e_i); e ~ N(0, 1) (``gaussian``) or U[0, 1)
+    (``uniform``, the original code).  Shape: (..., F) -> (..., F)"""
+    shape, dev, dt = q.var.shape, q.var.device, q.var.dtype
+    draw = torch.randn if noise == "gaussian" else torch.rand
+    e_r = draw(shape, generator=generator, device=dev, dtype=dt)
+    e_i = draw(shape, generator=generator, device=dev, dtype=dt)
+    s = q.mean + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
+    return s.abs() ** 2
+
+
+class DVAESpectralPrior:
+    """E-Z + E-S with one pretrained spectral DVAE per source (``models[n]`` for source n)."""
+
+    def __init__(self, models: list[DVAE], options: SpectralPriorOptions = SpectralPriorOptions()):
+        if len(models) < 1:
+            raise ConfigError("DVAESpectralPrior needs at least one source model")
+        for m in models:
+            if m.config.head != "complex_variance":
+                raise ConfigError(f"a '{m.family}' DVAE with a '{m.config.head}' head cannot model spectra: "
+                                  "it needs head = 'complex_variance'")
+            if not hasattr(m, "h_step") or not hasattr(m, "decode_from_h"):
+                raise ConfigError(f"a '{m.family}' DVAE cannot drive the VEM (it needs srnn or deep_ar)")
+            if m.x_dim != models[0].x_dim:
+                raise ConfigError(f"source models disagree on the number of bins: {[x.x_dim for x in models]}")
+        self.models = [m.eval() for m in models]
+        for m in self.models:
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self.options = options
+
+    @property
+    def num_sources(self) -> int:
+        return len(self.models)
+
+    # ------------------------------------------------------------------ helpers
+    def _latents(self, model: DVAE, u: Tensor, generator) -> tuple[Tensor, Gauss | None, Tensor]:
+        """E-Z: z ~ q(z | u) (or its mean), q(z), and h = LSTM(u_{<t}).  u (B, T, F) -> z (B, T, Z), h (B, T, H)."""
+        h = model.deterministic_h(u)
+        if model.z_dim == 0:
+            return u.new_zeros(*u.shape[:2], 0), None, h
+        z, qz = model.encode_from_features(model.encoder_features(u, h), self.options.sample_z, generator)
+        return z, qz, h
+
+    def _decode(self, model: DVAE, h: Tensor, z: Tensor) -> Tensor:
+        return model.decode_from_h(h, z if model.z_dim > 0 else None).var
+
+    def _feedback(self, q: SpectralSources, generator) -> Tensor:
+        if self.options.feedback == "expected":
+            return expected_power(q)
+        return sample_power(q, self.options.noise, generator)
+
+    # ------------------------------------------------------------------ initialisation
+    @torch.no_grad()
+    def initial_variance(self, mix_power: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """v^s_n from running DVAE n teacher-forced on the mixture power (reference section 6.2).
+
+        Shape: mix_power (B, T, F) -> (B, T, N, F)
+        """
+        floor = self.options.min_var * mix_power.mean(dim=(1, 2)).clamp_min(1e-20)[:, None, None]
+        out = []
+        for model in self.models:
+            z, _, h = self._latents(model, mix_power, generator)
+            out.append(torch.maximum(self._decode(model, h, z), floor))
+        return torch.stack(out, dim=2)
+
+    # ------------------------------------------------------------------ E-Z + E-S
+    @torch.no_grad()
+    def e_step(
+        self, mix: Tensor, eta: Tensor, noise_var: Tensor, q_prev: SpectralSources,
+        generator: torch.Generator | None = None,
+    ) -> tuple[SpectralSources, Tensor, Tensor]:
+        """New q(s), the prior part of the ELBO per mixture, E_q[log p(s | z)] + H[q(s)] - KL(q(z) || p(z)),
+        and v^s.
+
+        Shape: mix (B, T, F), eta (B, T, F, N), noise_var (B, T, F), q_prev (B, T, N, F)
+               -> q (B, T, N, F), elbo (B,), prior_var (B, T, N, F)
+        """
+        B, T, N, F = q_prev.var.shape
+        floor = self.options.min_var * (mix.abs() ** 2).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
+        u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
+        kl = mix.real.new_zeros(B)
+        means, variances, priors = [], [], []
+        for n, model in enumerate(self.models):
+            u = u_all[:, :, n]
+            z, qz, h = self._latents(model, u, generator)
+            if self.options.recursion == "parallel" and self.options.first_input == "zero":
+                v_s = torch.maximum(self._decode(model, h, z), floor[:, :, None])
+                q_n = e_step_s_wiener(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
+                hs = h
+            else:
+                q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
+            means.append(q_n.mean[:, :, 0])
+            variances.append(q_n.var[:, :, 0])
+            priors.append(v_s)
+            if qz is not None:
+                kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1).sum(-1)
+        q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
+        prior_var = torch.stack(priors, 2)
+        elbo = prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - kl
+        return q, elbo, prior_var
+
+    def _sequential(self, model, mix, eta_n, noise_var, u, z, floor, generator):
+        """Frame-by-frame E-S: h_t from the current sweep's u_{t-1} (or u_1 of the input at t = 1
+        with ``first_input = 'first_frame'``).  -> q (B, T, 1, F), v^s (B, T, F), h (B, T, H)"""
+        B, T, F = mix.shape
+        state, u_prev = None, None
+        if self.options.first_input == "first_frame":
+            u_prev = u[:, 0]
+        parallel_h = self.options.recursion == "parallel"
+        hs, vs, ms, gs = [], [], [], []
+        for t in range(T):
+            if parallel_h and t > 0:
+                u_prev = u[:, t - 1]
+            h_t, state = model.h_step(u_prev, state, B)
+            v_t = torch.maximum(self._decode(model, h_t, z[:, t]), floor)
+            q_t = e_step_s_wiener(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
+            u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
+            hs.append(h_t)
+            vs.append(v_t)
+            ms.append(q_t.mean[:, 0])
+            gs.append(q_t.var[:, 0])
+        st = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return SpectralSources(st(ms), st(gs)), st(vs), st(hs)

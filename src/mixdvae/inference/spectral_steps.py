@@ -1,0 +1,121 @@
+"""The E and M steps of MixDVAE for single-channel audio, as pure elementwise functions.
+
+Model (SPEC.md section 1, reference-implementation.md section 6): a W-disjoint (binary-mask)
+observation model on the complex STFT of the mixture,
+
+    X_ft | w_ft = n, s  ~  CN(s_n,ft, v^x_ft),     p(w_ft = n) = pi_n,
+    s_n,ft | z_n, s_n,<t  ~  CN(0, v^s_n,ft)        (the pretrained DVAE of source n),
+
+with the variational posterior q(s_n,ft) = CN(m_n,ft, gamma_n,ft) and q(w_ft = n) = eta_ftn.
+Every quantity is elementwise over (B, T, F) and the sources N, so every step is vectorised.
+
+Shapes: mixture X (B, T, F) complex; sources (B, T, N, F) (mean complex, var real);
+prior variance v^s (B, T, N, F); noise variance v^x (B, T, F); responsibilities eta (B, T, F, N).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "SpectralSources",
+    "e_step_s_wiener",
+    "expected_log_likelihood_spectral",
+    "e_step_w_spectral",
+    "m_step_noise_ratio",
+    "expected_power",
+    "prior_log_likelihood_spectral",
+    "entropy_spectral",
+    "assignment_entropy_spectral",
+]
+
+
+class SpectralSources(NamedTuple):
+    """q(s_n,ft) = CN(mean, var): ``mean`` complex (B, T, N, F), ``var`` real (B, T, N, F)."""
+
+    mean: Tensor
+    var: Tensor
+
+
+def e_step_s_wiener(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tensor) -> SpectralSources:
+    """E-S: the product of the prior CN(0, v^s) and the observation term CN(X; s, v^x)^eta:
+
+        gamma = 1 / (eta / v^x + 1 / v^s) = v^s v^x / (eta v^s + v^x),
+        m = gamma eta X / v^x = [eta v^s / (eta v^s + v^x)] X          (a Wiener-like gain).
+
+    Written without divisions by eta or v^s, so eta = 0 gives the prior (m = 0, gamma = v^s).
+    Shape: mix (B, T, F), eta (B, T, F, N), noise_var (B, T, F), prior_var (B, T, N, F) -> (B, T, N, F)
+    """
+    e = eta.transpose(-1, -2)  # (B, T, N, F)
+    vx = noise_var[:, :, None, :]  # (B, T, 1, F)
+    denom = e * prior_var + vx
+    gain = e * prior_var / denom
+    var = prior_var * vx / denom
+    return SpectralSources(gain * mix[:, :, None, :], var)
+
+
+def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: SpectralSources) -> Tensor:
+    """E_q(s)[log CN(X_ft; s_n,ft, v^x_ft)] = -log(pi v^x_ft) - (|X_ft - m_n,ft|^2 + gamma_n,ft) / v^x_ft.
+
+    Shape: mix (B, T, F), noise_var (B, T, F), q (B, T, N, F) -> (B, T, F, N)
+    """
+    vx = noise_var[:, :, None, :]
+    resid = (mix[:, :, None, :] - q.mean).abs() ** 2 + q.var  # (B, T, N, F)
+    ll = -torch.log(math.pi * vx) - resid / vx
+    return ll.transpose(-1, -2)
+
+
+def e_step_w_spectral(loglik: Tensor, log_prior: Tensor, temperature: float = 1.0) -> Tensor:
+    """E-W: eta_ftn = pi_n exp(c E_q log CN(X_ft; s_n,ft, v^x_ft)) / sum_n' (...), in the log
+    domain (log-sum-exp); c = ``temperature`` (1: the exact E-step).
+
+    Shape: loglik (B, T, F, N), log_prior (N,) or (B, N) -> (B, T, F, N)
+    """
+    if log_prior.ndim == 2:
+        log_prior = log_prior[:, None, None, :]
+    return torch.softmax(log_prior + temperature * loglik, dim=-1)
+
+
+def m_step_noise_ratio(
+    mix: Tensor, eta: Tensor, q: SpectralSources, eps: Tensor, floor: float = 1e-4, ceil: float = 1.0
+) -> Tensor:
+    """M-step on the relative noise variance lambda of v^x_ft = lambda (|X_ft|^2 + eps):
+
+        lambda = (1 / TF) sum_{t,f} sum_n eta_ftn (|X_ft - m_n,ft|^2 + gamma_n,ft) / (|X_ft|^2 + eps),
+
+    per mixture, clamped to [floor, ceil] (the reference fixes lambda = 0.03, section 6.1).
+    ``eps`` (B,) keeps silent bins (|X| = 0) away from a zero variance.
+
+    Shape: mix (B, T, F) complex, eta (B, T, F, N), q (B, T, N, F), eps (B,) -> (B,)
+    """
+    resid = (mix[:, :, None, :] - q.mean).abs() ** 2 + q.var  # (B, T, N, F)
+    ref = (mix.abs() ** 2 + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
+    ratio = (eta.transpose(-1, -2) * resid / ref).sum(2).mean(dim=(1, 2))  # (B,)
+    return ratio.clamp(floor, ceil)
+
+
+def expected_power(q: SpectralSources) -> Tensor:
+    """E_q |s|^2 = |m|^2 + gamma.  Shape: (B, T, N, F) -> (B, T, N, F)"""
+    return q.mean.abs() ** 2 + q.var
+
+
+def prior_log_likelihood_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:
+    """E_q[log CN(s_n,ft; 0, v^s_n,ft)] = -log(pi v^s) - (|m|^2 + gamma) / v^s, summed per mixture.
+
+    Shape: q, prior_var (B, T, N, F) -> (B,)
+    """
+    return (-torch.log(math.pi * prior_var) - expected_power(q) / prior_var).sum(dim=(1, 2, 3))
+
+
+def entropy_spectral(q: SpectralSources) -> Tensor:
+    """H[q(s)] = sum log(pi e gamma) for circular complex Gaussians.  (B, T, N, F) -> (B,)"""
+    return torch.log(math.pi * math.e * q.var).sum(dim=(1, 2, 3))
+
+
+def assignment_entropy_spectral(eta: Tensor) -> Tensor:
+    """-sum eta log eta per mixture.  (B, T, F, N) -> (B,)"""
+    return -(eta * torch.log(eta.clamp_min(1e-30))).sum(dim=(1, 2, 3))

@@ -1,0 +1,132 @@
+"""The variational EM loop of MixDVAE for audio: E-S/E-Z, E-W, M, with the ELBO per iteration.
+
+Order as in the reference (section 6.3): E-S/E-Z first (from eta = 1/N and the DVAE's reading of
+the mixture at the first iteration), then E-W, then the optional M-step on the noise variance.
+Only this module holds loop state; the steps are pure (:mod:`mixdvae.inference.spectral_steps`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mixdvae.errors import ConfigError, NumericalError
+from mixdvae.inference.spectral_prior import DVAESpectralPrior
+from mixdvae.inference.spectral_steps import (
+    SpectralSources,
+    assignment_entropy_spectral,
+    e_step_w_spectral,
+    expected_log_likelihood_spectral,
+    m_step_noise_ratio,
+)
+
+__all__ = ["SpectralVEMConfig", "SpectralVEMResult", "run_spectral_vem", "spectral_elbo"]
+
+
+@dataclass(frozen=True)
+class SpectralVEMConfig:
+    """Options of the audio VEM loop.
+
+    Attributes:
+        iterations: maximum number of iterations (reference: 70).
+        tol: stop when the ELBO per bin changed by less than ``tol`` (None: run all iterations).
+        min_iterations: never stop before this many iterations.
+        noise_ratio: lambda in v^x = lambda (|X|^2 + eps) at the start (reference: 0.03, fixed).
+        m_step: re-estimate lambda per mixture (the reference never does).
+        temperature: E-W temperature (1: exact).
+        eps_rel: eps of v^x relative to the mean mixture power (avoids v^x = 0 on silent bins,
+            which the reference divides by; section 10 item 25).
+    """
+
+    iterations: int = 70
+    tol: float | None = None
+    min_iterations: int = 5
+    noise_ratio: float = 0.03
+    m_step: bool = False
+    temperature: float = 1.0
+    eps_rel: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ConfigError(f"SpectralVEMConfig.iterations = {self.iterations!r}: must be an integer >= 1")
+        if self.tol is not None and not self.tol >= 0:
+            raise ConfigError(f"SpectralVEMConfig.tol = {self.tol!r}: must be >= 0")
+        if not (0 < self.noise_ratio <= 1):
+            raise ConfigError(f"SpectralVEMConfig.noise_ratio = {self.noise_ratio!r}: must be in (0, 1]")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ConfigError(f"SpectralVEMConfig.temperature = {self.temperature!r}: must be a finite number > 0")
+        if not self.eps_rel > 0:
+            raise ConfigError(f"SpectralVEMConfig.eps_rel = {self.eps_rel!r}: must be > 0")
+
+
+class SpectralVEMResult(NamedTuple):
+    """q(s) (B, T, N, F), eta (B, T, F, N), v^s (B, T, N, F), the noise ratio lambda (B,), the ELBO
+    history (I, B) and the number of iterations run."""
+
+    sources: SpectralSources
+    eta: Tensor
+    prior_var: Tensor
+    noise_ratio: Tensor
+    elbo: Tensor
+    iterations: int
+
+
+def spectral_elbo(loglik: Tensor, eta: Tensor, log_prior: Tensor, prior_elbo: Tensor) -> Tensor:
+    """ELBO = sum_{f,t,n} eta_ftn (log pi_n + E_q log CN(X_ft; s_n,ft, v^x_ft)) + H[q(w)]
+    + E_q[log p(s | z)] + H[q(s)] - KL(q(z) || p(z)).
+
+    Shape: loglik, eta (B, T, F, N), log_prior (N,), prior_elbo (B,) -> (B,)
+    """
+    return (eta * (log_prior + loglik)).sum(dim=(1, 2, 3)) + assignment_entropy_spectral(eta) + prior_elbo
+
+
+def run_spectral_vem(
+    mix: Tensor,
+    prior: DVAESpectralPrior,
+    config: SpectralVEMConfig = SpectralVEMConfig(),
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> SpectralVEMResult:
+    """Separate the mixtures ``mix`` into ``prior.num_sources`` sources.
+
+    Shape: mix (B, T, F) complex -> q(s) (B, T, N, F)
+    """
+    if not torch.is_complex(mix) or mix.ndim != 3:
+        raise ConfigError(f"run_spectral_vem: expected a complex mixture STFT (B, T, F), got {tuple(mix.shape)} {mix.dtype}")
+    if not torch.isfinite(torch.view_as_real(mix)).all():
+        raise NumericalError("run_spectral_vem: the mixture STFT holds NaN or inf")
+    B, T, F = mix.shape
+    N = prior.num_sources
+    power = mix.abs() ** 2  # (B, T, F)
+    eps = config.eps_rel * power.mean(dim=(1, 2)).clamp_min(1e-20)  # (B,)
+    ratio = torch.full((B,), config.noise_ratio, dtype=power.dtype, device=power.device)
+    log_prior = torch.full((N,), -math.log(N), dtype=power.dtype, device=power.device)
+    eta = torch.full((B, T, F, N), 1.0 / N, dtype=power.dtype, device=power.device)
+    v_init = prior.initial_variance(power, generator)  # (B, T, N, F)
+    q = SpectralSources(torch.zeros_like(v_init, dtype=mix.dtype), v_init)
+    history: list[Tensor] = []
+    bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
+    for it in bar:
+        noise_var = ratio[:, None, None] * (power + eps[:, None, None])
+        q, prior_elbo, prior_var = prior.e_step(mix, eta, noise_var, q, generator)
+        ll = expected_log_likelihood_spectral(mix, noise_var, q)
+        eta = e_step_w_spectral(ll, log_prior, config.temperature)
+        if config.m_step:
+            ratio = m_step_noise_ratio(mix, eta, q, eps)
+            noise_var = ratio[:, None, None] * (power + eps[:, None, None])
+            ll = expected_log_likelihood_spectral(mix, noise_var, q)
+        elbo = spectral_elbo(ll, eta, log_prior, prior_elbo)
+        if not torch.isfinite(elbo).all() or not torch.isfinite(torch.view_as_real(q.mean)).all():
+            raise NumericalError(f"audio VEM iteration {it + 1}: the ELBO or the source estimates became non-finite")
+        history.append(elbo)
+        if progress:
+            bar.set_postfix(elbo=f"{elbo.mean().item() / (T * F):.3f}")
+        if config.tol is not None and it + 1 >= config.min_iterations and len(history) > 1:
+            if (history[-1] - history[-2]).abs().max().item() / (T * F) < config.tol:
+                break
+    return SpectralVEMResult(q, eta, prior_var, ratio, torch.stack(history), len(history))

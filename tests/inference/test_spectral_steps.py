@@ -1,0 +1,90 @@
+"""Audio E/M steps: closed forms, vectorised = loop, the M-step maximises its term."""
+
+import math
+
+import torch
+
+from mixdvae.inference.spectral_steps import (
+    SpectralSources,
+    e_step_s_wiener,
+    e_step_w_spectral,
+    expected_log_likelihood_spectral,
+    m_step_noise_ratio,
+)
+
+F64 = torch.float64
+
+
+def _problem(B=2, T=4, F=5, N=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.complex(torch.randn(B, T, F, generator=g, dtype=F64), torch.randn(B, T, F, generator=g, dtype=F64))
+    vx = 0.01 + 0.1 * torch.rand(B, T, F, generator=g, dtype=F64)
+    vs = 0.05 + torch.rand(B, T, N, F, generator=g, dtype=F64)
+    eta = torch.softmax(torch.randn(B, T, F, N, generator=g, dtype=F64), -1)
+    q = SpectralSources(
+        torch.complex(torch.randn(B, T, N, F, generator=g, dtype=F64), torch.randn(B, T, N, F, generator=g, dtype=F64)),
+        0.01 + torch.rand(B, T, N, F, generator=g, dtype=F64),
+    )
+    return mix, vx, vs, eta, q
+
+
+def test_one_source_no_assignment_uncertainty_is_the_wiener_filter():
+    # CN(s; 0, vs) CN(X; s, vx) ∝ CN(s; vs / (vs + vx) X, vs vx / (vs + vx))
+    mix, vx, vs, _, _ = _problem(N=1)
+    eta = torch.ones(*mix.shape, 1, dtype=F64)
+    q = e_step_s_wiener(mix, eta, vx, vs)
+    assert torch.allclose(q.mean[:, :, 0], vs[:, :, 0] / (vs[:, :, 0] + vx) * mix)
+    assert torch.allclose(q.var[:, :, 0], vs[:, :, 0] * vx / (vs[:, :, 0] + vx))
+
+
+def test_e_step_s_matches_the_precision_form_and_eta_zero_gives_the_prior():
+    mix, vx, vs, eta, _ = _problem()
+    q = e_step_s_wiener(mix, eta, vx, vs)
+    e = eta.transpose(-1, -2)
+    prec = e / vx[:, :, None] + 1 / vs
+    assert torch.allclose(q.var, 1 / prec)
+    assert torch.allclose(q.mean, (e * mix[:, :, None] / vx[:, :, None]) / prec)
+    q0 = e_step_s_wiener(mix, torch.zeros_like(eta), vx, vs)
+    assert torch.equal(q0.mean, torch.zeros_like(q0.mean)) and torch.allclose(q0.var, vs)
+
+
+def test_expected_log_likelihood_and_e_step_w_match_a_loop():
+    mix, vx, _, _, q = _problem()
+    ll = expected_log_likelihood_spectral(mix, vx, q)
+    log_prior = torch.log(torch.tensor([0.2, 0.3, 0.5], dtype=F64))
+    eta = e_step_w_spectral(ll, log_prior)
+    B, T, F, N = ll.shape
+    for b in range(B):
+        for t in range(T):
+            for f in range(F):
+                logits = []
+                for n in range(N):
+                    r = abs(mix[b, t, f] - q.mean[b, t, n, f]) ** 2 + q.var[b, t, n, f]
+                    v = -math.log(math.pi * vx[b, t, f]) - r / vx[b, t, f]
+                    assert math.isclose(ll[b, t, f, n].item(), v.item(), rel_tol=1e-12)
+                    logits.append(log_prior[n].item() + v.item())
+                m = max(logits)
+                p = [math.exp(x - m) for x in logits]
+                for n in range(N):
+                    assert math.isclose(eta[b, t, f, n].item(), p[n] / sum(p), rel_tol=1e-9)
+
+
+def test_e_step_w_stays_finite_and_normalised_for_extreme_inputs():
+    ll = torch.tensor([[[[-1e30, 0.0], [-1e4, -1e4 - 50], [1e3, -1e3]]]], dtype=torch.float32)
+    eta = e_step_w_spectral(ll, torch.log(torch.tensor([0.5, 0.5])))
+    assert torch.isfinite(eta).all()
+    assert torch.allclose(eta.sum(-1), torch.ones(1, 1, 3))
+
+
+def test_noise_ratio_m_step_maximises_the_expected_log_likelihood():
+    mix, _, _, eta, q = _problem(B=1)
+    eps = torch.tensor([1e-6], dtype=F64)
+    lam = m_step_noise_ratio(mix, eta, q, eps, floor=1e-9, ceil=1e9)
+    ref = mix.abs() ** 2 + eps
+
+    def objective(value: float) -> float:
+        return (eta * expected_log_likelihood_spectral(mix, value * ref, q)).sum().item()
+
+    best = objective(lam.item())
+    for factor in (0.9, 0.99, 1.01, 1.1):
+        assert objective(lam.item() * factor) < best
