@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "mixdvae.cli.data",
     "mixdvae.cli.evaluate",
     "mixdvae.cli.track",
+    "mixdvae.cli.separate",
     "mixdvae.cli.bench",
     "mixdvae.cli.plot",
 ]

@@ -111,7 +111,16 @@ def _configs(args: argparse.Namespace) -> tuple[DVAEConfig, TrainConfig]:
 
 
 def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Training sequences (N, T, x_dim): box trajectories, or power spectra (key 'power')."""
+    from mixdvae.data.spectra import is_spectra_file, load_spectra
     from mixdvae.data.trajectories import load_trajectories
+
+    if is_spectra_file(path):
+        power, meta = load_spectra(path)
+        if power.shape[-1] != x_dim:
+            raise DataFormatError(f"{path}: spectra have {power.shape[-1]} bins per frame but the model's x_dim is {x_dim}")
+        description = {"path": str(path), "num": int(power.shape[0]), "length": int(power.shape[1]), "meta": meta}
+        return torch.from_numpy(np.ascontiguousarray(power)), description
 
     trajectories = load_trajectories(path)
     boxes = trajectories.boxes

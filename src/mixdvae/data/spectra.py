@@ -1,0 +1,81 @@
+"""Power-spectrogram sequence files: the pretraining data of the audio priors.
+
+Format (``.npz``, written atomically): ``power`` (S, T, F) float32, |STFT|^2 of single-source
+segments of T frames (F = 513 bins: 1024-sample sine window, hop 256, 16 kHz), finite and
+non-negative; ``meta``: a JSON object (sources, length, normalisation, gains, seed, counts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixdvae.errors import DataFormatError
+from mixdvae.utils.io import save_npz
+
+__all__ = ["save_spectra", "load_spectra", "is_spectra_file", "random_gains_db"]
+
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def save_spectra(path: str | os.PathLike, power: np.ndarray, meta: dict[str, Any]) -> Path:
+    """Write ``power`` (S, T, F) and ``meta`` atomically."""
+    return save_npz(path, power=np.ascontiguousarray(power, dtype=np.float32), meta=np.array(json.dumps(meta)))
+
+
+def is_spectra_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an .npz archive holding a ``power`` array (False for anything else)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return isinstance(archive, np.lib.npyio.NpzFile) and "power" in archive.files
+    except (*_READ_ERRORS, AttributeError):
+        return False
+
+
+def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a file written by :func:`save_spectra`.
+
+    Raises:
+        DataFormatError: ``"{path}: ..."`` for a missing or unreadable file, a missing ``power``
+            key, a wrong shape, no sequences, or negative / non-finite values.
+    Shape: -> (S, T, F) float32
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError(f"{p}: spectra file not found")
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            if "power" not in archive.files:
+                raise DataFormatError(f"{p}: missing key 'power' (found: {', '.join(archive.files) or 'nothing'})")
+            power = archive["power"]
+            meta_raw = archive["meta"] if "meta" in archive.files else None
+    except _READ_ERRORS as err:
+        raise DataFormatError(f"{p}: not a valid .npz file ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+    if power.ndim != 3 or power.shape[1] < 2 or power.shape[2] < 1:
+        raise DataFormatError(f"{p}: 'power' has shape {power.shape}, expected (S, T >= 2, F)")
+    if power.shape[0] == 0:
+        raise DataFormatError(f"{p}: 'power' holds no sequence")
+    if not np.isfinite(power).all():
+        raise DataFormatError(f"{p}: 'power' holds NaN or inf values")
+    if (power < 0).any():
+        raise DataFormatError(f"{p}: 'power' holds negative values (a power spectrum is >= 0)")
+    meta: dict[str, Any] = {}
+    if meta_raw is not None:
+        try:
+            meta = json.loads(str(meta_raw))
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{p}: 'meta' is not JSON ({err})") from err
+    return power.astype(np.float32, copy=False), meta
+
+
+def random_gains_db(num: int, low_db: float, high_db: float, seed: int) -> np.ndarray:
+    """Per-sequence gains g ~ U[low_db, high_db] dB (seeded), applied to powers as 10^(g / 10):
+    a source inside a mixture is quieter than the mixture's peak by an unknown amount, so the
+    prior should not learn one absolute level.  -> (num,) float32"""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low_db, high_db, size=num).astype(np.float32)

@@ -1,0 +1,100 @@
+"""Plot a separation: spectrograms of the mixture, each estimate and each reference, the masks
+(assignment posteriors) and the ELBO per iteration (takes arrays, never models)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mixdvae.errors import DataFormatError
+from mixdvae.utils.io import atomic_path
+
+__all__ = ["plot_separation", "log_spectrogram"]
+
+_SR, _HOP, _NFFT = 16000, 256, 1024
+
+
+def log_spectrogram(x: np.ndarray) -> np.ndarray:
+    """10 log10(|STFT|^2 + 1e-10) with the package's STFT (sine window 1024, hop 256).  (L,) -> (F, T)."""
+    import torch
+
+    from mixdvae.data.audio import stft
+
+    spec = stft(torch.as_tensor(np.asarray(x, dtype=np.float32)))  # (T, F)
+    return (10 * np.log10(spec.abs().numpy() ** 2 + 1e-10)).T
+
+
+def plot_separation(
+    path: str | os.PathLike,
+    mixture: np.ndarray,
+    estimates: np.ndarray,
+    names: Sequence[str],
+    references: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    elbo: np.ndarray | None = None,
+    title: str = "separation",
+) -> Path:
+    """PNG: one row for the mixture, one per source (estimate | reference | mask), and the ELBO.
+
+    Spectrograms in dB share one colour scale (the mixture's top 80 dB); masks are in [0, 1];
+    the ELBO panel shows every chunk's curve per VEM iteration. Written atomically.
+
+    Shape: mixture (L,); estimates (N, L); references (N, L); masks (N, T, F); elbo (I, C).
+    """
+    mixture = np.asarray(mixture, dtype=np.float32)
+    estimates = np.asarray(estimates, dtype=np.float32)
+    N = len(names)
+    if estimates.ndim != 2 or estimates.shape[0] != N or mixture.ndim != 1:
+        raise DataFormatError(f"plot_separation: mixture {mixture.shape}, estimates {estimates.shape} for {N} sources")
+    cols = 1 + (references is not None) + (masks is not None)
+    rows = 1 + N + (elbo is not None)
+    fig = Figure(figsize=(4.5 * cols, 2.6 * rows), constrained_layout=True)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    dur = mixture.shape[0] / _SR
+    extent = (0, dur, 0, _SR / 2000)
+    mix_db = log_spectrogram(mixture)
+    vmax = float(mix_db.max())
+    vmin = vmax - 80
+    kw = dict(origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma")
+
+    def show(ax, db, label):
+        im = ax.imshow(db, **kw)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylabel("kHz")
+        return im
+
+    im = show(axes[0, 0], mix_db, "mixture")
+    for c in range(1, cols):
+        axes[0, c].axis("off")
+    fig.colorbar(im, ax=axes[0, 0], label="dB")
+    for n, name in enumerate(names):
+        show(axes[1 + n, 0], log_spectrogram(estimates[n]), f"estimate: {name}")
+        c = 1
+        if references is not None:
+            show(axes[1 + n, c], log_spectrogram(np.asarray(references)[n]), f"reference: {name}")
+            c += 1
+        if masks is not None:
+            m = np.asarray(masks)[n].T  # (T, F) -> (F, T)
+            imm = axes[1 + n, c].imshow(m, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=1, cmap="viridis")
+            axes[1 + n, c].set_title(f"mask (assignment posterior): {name}", fontsize=9)
+            fig.colorbar(imm, ax=axes[1 + n, c])
+    for ax in axes[1 + N - 1, :]:
+        ax.set_xlabel("s")
+    if elbo is not None:
+        e = np.asarray(elbo, dtype=np.float64)
+        ax = axes[-1, 0]
+        ax.plot(np.arange(1, e.shape[0] + 1), e, lw=0.8, alpha=0.7)
+        ax.set_xlabel("VEM iteration")
+        ax.set_ylabel("ELBO per chunk")
+        ax.set_title("ELBO", fontsize=9)
+        for c in range(1, cols):
+            axes[-1, c].axis("off")
+    fig.suptitle(title, fontsize=10)
+    final = Path(path)
+    with atomic_path(final, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90)
+    return final

@@ -1,0 +1,77 @@
+"""Separation presets: ``reference`` reproduces the original code, ``default`` is our best.
+
+Each difference between the two is justified in docs/separation.md by a figure of
+``mixdvae bench separation``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mixdvae.errors import ConfigError
+from mixdvae.inference.spectral_prior import SpectralPriorOptions
+from mixdvae.inference.spectral_vem import SpectralVEMConfig
+
+__all__ = ["SeparationConfig", "PRESETS", "get_preset", "METHODS"]
+
+METHODS = ("mixdvae", "deep-ar", "dvae-init", "nmf", "temporal-nmf", "oracle-ibm", "oracle-wiener", "mixture")
+"""Every separation method behind ``mixdvae separate --method``."""
+
+
+@dataclass(frozen=True)
+class SeparationConfig:
+    """Everything the separator needs besides the priors' weights.
+
+    Attributes:
+        chunk_frames: STFT frames per chunk T (the reference: 50); longer inputs are cut into
+            chunks overlapping by ``overlap_frames`` and stitched with linear cross-fades.
+        overlap_frames: frames shared by consecutive chunks.
+        vem, prior: options of the VEM loop and of the spectral DVAE prior.
+        nmf_iterations: activation updates of the NMF baselines.
+        temporal_weight: alpha of the temporal-continuity penalty (temporal NMF, Virtanen 2007).
+        batch_size: chunks per VEM batch.
+    """
+
+    chunk_frames: int = 50
+    overlap_frames: int = 10
+    vem: SpectralVEMConfig = field(default_factory=SpectralVEMConfig)
+    prior: SpectralPriorOptions = field(default_factory=SpectralPriorOptions)
+    nmf_iterations: int = 100
+    temporal_weight: float = 1.0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chunk_frames, int) or self.chunk_frames < 2:
+            raise ConfigError(f"SeparationConfig.chunk_frames = {self.chunk_frames!r}: must be an integer >= 2")
+        if not isinstance(self.overlap_frames, int) or not 0 <= self.overlap_frames < self.chunk_frames:
+            raise ConfigError(f"SeparationConfig.overlap_frames = {self.overlap_frames!r}: must be in [0, chunk_frames)")
+        if self.nmf_iterations < 1:
+            raise ConfigError(f"SeparationConfig.nmf_iterations = {self.nmf_iterations!r}: must be >= 1")
+        if not self.temporal_weight >= 0:
+            raise ConfigError(f"SeparationConfig.temporal_weight = {self.temporal_weight!r}: must be >= 0")
+        if self.batch_size < 1:
+            raise ConfigError(f"SeparationConfig.batch_size = {self.batch_size!r}: must be >= 1")
+
+
+REFERENCE = SeparationConfig(
+    vem=SpectralVEMConfig(iterations=70, tol=None, noise_ratio=0.03, m_step=False),
+    prior=SpectralPriorOptions(recursion="sequential", feedback="sample", noise="uniform", sample_z=True,
+                               first_input="first_frame"),
+)
+"""Reference section 6: v^x = 0.03 |X|^2 fixed, eta = 1/N at start, E-S/E-Z then E-W, sampled-power
+feedback with the original U[0, 1) noise, sampled z, frame-by-frame recursion whose first LSTM input
+is the first frame, 70 iterations."""
+
+DEFAULT = SeparationConfig(
+    vem=SpectralVEMConfig(iterations=70, tol=None, noise_ratio=0.03, m_step=False),
+    prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero"),
+)
+"""Our defaults, chosen with ``mixdvae bench separation`` (docs/separation.md)."""
+
+PRESETS = {"reference": REFERENCE, "default": DEFAULT}
+
+
+def get_preset(name: str) -> SeparationConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"--preset: '{name}' is not a preset (choose from {sorted(PRESETS)})")
+    return PRESETS[name]
