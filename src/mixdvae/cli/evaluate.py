@@ -11,11 +11,12 @@ import importlib
 EVALUATE_MODULES = [
     "mixdvae.cli.evaluate_forecast",
     "mixdvae.cli.evaluate_tracking",
+    "mixdvae.cli.evaluate_separation",
 ]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="Score a prior's forecasts or a tracker's results.")
+    p = sub.add_parser("evaluate", help="Score a prior's forecasts, a tracker's results or separated sources.")
     ev_sub = p.add_subparsers(dest="evaluate_command", metavar="WHAT", parser_class=type(p))
     ev_sub.required = True
     for name in EVALUATE_MODULES:

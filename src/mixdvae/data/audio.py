@@ -1,0 +1,372 @@
+"""Audio front end: reading and writing 16 kHz mono audio, the STFT, and the pretraining dataset.
+
+Conventions (reference-implementation.md section 5.3, SPEC.md section 5):
+
+- 16 kHz mono float32 waveforms in [-1, 1].
+- STFT: n_fft = 1024 samples (64 ms), hop 256, sine window w[n] = sin(π (n + 0.5) / 1024),
+  ``center=True`` with **constant** (zero) padding, so F = 513 bins and a signal of L samples has
+  T = 1 + L // 256 frames; T frames hold (T - 1) · 256 samples (T = 50 frames: 12,544 samples).
+- Spectrograms are time first, ``(B, T, F)``, like every sequence in the package ``(B, T, D)``
+  with D = F bins.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Literal
+
+import numpy as np
+import torch
+
+from mixdvae.errors import ConfigError, DataFormatError, NumericalError
+from mixdvae.utils.io import atomic_path
+
+__all__ = [
+    "SAMPLE_RATE",
+    "N_FFT",
+    "HOP",
+    "F",
+    "AUDIO_SUFFIXES",
+    "read_audio",
+    "write_audio",
+    "sine_window",
+    "stft",
+    "istft",
+    "frames_to_samples",
+    "samples_to_frames",
+    "frame_energy_db",
+    "list_audio_files",
+    "power_sequences",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+"""Sample rate of every waveform in the package (Hz)."""
+N_FFT = 1024
+"""STFT frame length and FFT size (64 ms at 16 kHz)."""
+HOP = 256
+"""STFT hop (a quarter of the frame)."""
+F = N_FFT // 2 + 1
+"""Frequency bins of the one-sided STFT: 513."""
+AUDIO_SUFFIXES = (".flac", ".wav")
+"""Extensions :func:`list_audio_files` picks up (case-insensitive)."""
+
+_CLIP_WARN_FRACTION = 0.01
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file as a mono float32 waveform at ``sample_rate``.
+
+    Several channels are averaged to mono; another sample rate is converted with
+    ``scipy.signal.resample_poly``. Both are logged as warnings. Clipped audio (many samples at
+    |x| >= 1) is valid and returned as is, with a warning.
+
+    Shape:
+        returns (L,) float32, L >= N_FFT.
+
+    Raises:
+        DataFormatError: one line naming the file: missing, not an audio file soundfile can
+            read, empty, non-finite samples, silent (all zero), or shorter than one STFT frame
+            (N_FFT samples after resampling).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: audio file not found")
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as err:
+        raise DataFormatError(f"{path}: not a readable audio file ({_first_line(err)})") from err
+    num_samples, channels = data.shape
+    if num_samples == 0:
+        raise DataFormatError(f"{path}: empty audio file (0 samples)")
+    finite = np.isfinite(data)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise DataFormatError(f"{path}: non-finite sample (NaN or inf) at sample {first}")
+    if not np.any(data):
+        raise DataFormatError(f"{path}: silent audio (all {num_samples} samples are zero)")
+    if channels > 1:
+        logger.warning("%s: %d channels, mixed down to mono (channel mean)", path, channels)
+        x = data.mean(axis=1)
+    else:
+        x = data[:, 0]
+    if file_rate != sample_rate:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(file_rate), int(sample_rate))
+        logger.warning("%s: sample rate %d Hz, resampled to %d Hz", path, file_rate, sample_rate)
+        x = resample_poly(x.astype(np.float64), sample_rate // g, int(file_rate) // g)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape[0] < N_FFT:
+        raise DataFormatError(
+            f"{path}: {x.shape[0]} samples at {sample_rate} Hz, shorter than one STFT frame ({N_FFT})"
+        )
+    clipped = int(np.count_nonzero(np.abs(x) >= 1.0))
+    if clipped > _CLIP_WARN_FRACTION * x.shape[0]:
+        logger.warning("%s: %d of %d samples are clipped (|x| >= 1)", path, clipped, x.shape[0])
+    return x
+
+
+def write_audio(path: str | os.PathLike, x: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write a mono waveform as a 16-bit PCM WAV file, atomically.
+
+    A waveform whose peak exceeds 1 is scaled down to peak 1 (logged) rather than clipped.
+
+    Shape:
+        x: (L,) float.
+
+    Raises:
+        NumericalError: ``x`` holds NaN or inf. DataFormatError: ``x`` is not one-dimensional.
+    """
+    import soundfile as sf
+
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise DataFormatError(f"{path}: waveform has shape {x.shape}, expected (L,)")
+    if not np.all(np.isfinite(x)):
+        raise NumericalError(f"{path}: waveform holds non-finite samples; not written")
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:
+        logger.info("%s: peak %.3f > 1, scaled down to 1 before writing", path, peak)
+        x = x / peak
+    with atomic_path(path, suffix=".wav") as tmp:
+        sf.write(str(tmp), np.clip(x, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV")
+    return Path(path)
+
+
+def sine_window(n: int = N_FFT, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Sine analysis/synthesis window w[k] = sin(π (k + 0.5) / n), k = 0..n-1.
+
+    Shape:
+        returns (n,).
+    """
+    k = torch.arange(n, device=device, dtype=torch.float64)
+    return torch.sin(math.pi * (k + 0.5) / n).to(dtype)
+
+
+def stft(x: torch.Tensor) -> torch.Tensor:
+    """One-sided STFT X[t, f] = Σ_k x[t·HOP + k - N_FFT/2] w[k] e^{-2iπ fk / N_FFT} (zero padding).
+
+    Sine window of N_FFT samples, hop HOP, ``center=True``, ``pad_mode="constant"``; the result is
+    transposed so that time comes first. Works on any device, float32 (complex64 out) or float64
+    (complex128 out).
+
+    Shape:
+        x: (B, L) or (L,). Returns (B, T, F) or (T, F), T = 1 + L // HOP, F = 513.
+    """
+    squeeze = x.dim() == 1
+    if squeeze:
+        x = x.unsqueeze(0)  # (L,) -> (1, L)
+    if x.dim() != 2:
+        raise ValueError(f"stft: expected (B, L) or (L,), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.float()
+    spec = torch.stft(
+        x,
+        n_fft=N_FFT,
+        hop_length=HOP,
+        win_length=N_FFT,
+        window=sine_window(N_FFT, x.device, x.dtype),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )  # (B, F, T)
+    spec = spec.transpose(1, 2)  # (B, F, T) -> (B, T, F)
+    return spec[0] if squeeze else spec
+
+
+def istft(spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    """Inverse of :func:`stft` (weighted overlap-add with the sine window).
+
+    ``length`` defaults to (T - 1) · HOP samples, the length of a signal of T frames.
+
+    Shape:
+        spec: (B, T, F) or (T, F) complex. Returns (B, L) or (L,) real, L = ``length``.
+    """
+    squeeze = spec.dim() == 2
+    if squeeze:
+        spec = spec.unsqueeze(0)  # (T, F) -> (1, T, F)
+    if spec.dim() != 3 or spec.shape[-1] != F:
+        raise ValueError(f"istft: expected (B, T, {F}) or (T, {F}), got shape {tuple(spec.shape)}")
+    if not spec.is_complex():
+        raise ValueError("istft: expected a complex spectrogram")
+    real_dtype = torch.float64 if spec.dtype == torch.complex128 else torch.float32
+    if length is None:
+        length = frames_to_samples(spec.shape[1])
+    x = torch.istft(
+        spec.transpose(1, 2),  # (B, T, F) -> (B, F, T)
+        n_fft=N_FFT,
+        hop_length=HOP,
+        win_length=N_FFT,
+        window=sine_window(N_FFT, spec.device, real_dtype),
+        center=True,
+        length=int(length),
+        return_complex=False,
+    )  # (B, L)
+    return x[0] if squeeze else x
+
+
+def frames_to_samples(num_frames: int) -> int:
+    """Samples held by ``num_frames`` STFT frames: (T - 1) · HOP (T = 50 -> 12,544)."""
+    return (int(num_frames) - 1) * HOP
+
+
+def samples_to_frames(num_samples: int) -> int:
+    """STFT frames of a signal of L samples with ``center=True``: 1 + L // HOP."""
+    return 1 + int(num_samples) // HOP
+
+
+def frame_energy_db(x: np.ndarray, frame: int = HOP) -> np.ndarray:
+    """Energy of consecutive non-overlapping frames in dB relative to the loudest frame.
+
+    E_j = Σ_k x[j·frame + k]², returned as 10 log10(E_j / max_j E_j) (-inf for a silent frame;
+    all -inf for an all-zero signal). A trailing partial frame is dropped.
+
+    Shape:
+        x: (..., L). Returns (..., L // frame).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[-1] // frame
+    energy = np.square(x[..., : n * frame]).reshape(*x.shape[:-1], n, frame).sum(-1)  # (..., L) -> (..., n)
+    top = energy.max(axis=-1, keepdims=True) if n else energy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(energy / np.where(top > 0, top, 1.0))
+
+
+def list_audio_files(source: str | os.PathLike) -> list[Path]:
+    """Audio files of a folder (recursive ``*.flac`` / ``*.wav``, sorted) or of a manifest.
+
+    A manifest is a ``.csv`` file with a ``path`` column, or a ``.txt`` file with one path per
+    line; relative paths are taken relative to the manifest's folder.
+
+    Raises:
+        DataFormatError: the folder or manifest does not exist, a manifest lacks a ``path``
+            column or names a missing file, or no audio file is found.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(
+            p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+        )
+    elif source.is_file():
+        root = source.parent
+        if source.suffix.lower() == ".csv":
+            with open(source, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                if reader.fieldnames is None or "path" not in reader.fieldnames:
+                    raise DataFormatError(f"{source}: manifest has no 'path' column")
+                names = [(i + 2, row["path"]) for i, row in enumerate(reader)]
+        else:
+            lines = source.read_text(encoding="utf-8").splitlines()
+            names = [(i + 1, ln.strip()) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+        files = []
+        for line, name in names:
+            p = Path(name) if Path(name).is_absolute() else root / name
+            if not p.is_file():
+                raise DataFormatError(f"{source}:{line}: listed file {name} not found")
+            files.append(p)
+    else:
+        raise DataFormatError(f"{source}: no such folder or manifest")
+    if not files:
+        raise DataFormatError(f"{source}: no audio files (*.flac, *.wav)")
+    return files
+
+
+def power_sequences(
+    files: Iterable[str | os.PathLike],
+    length_frames: int,
+    hop_frames: int | None = None,
+    max_sequences: int | None = None,
+    normalise: Literal["segment", "file", "none"] = "segment",
+    silence_db: float = -40.0,
+    max_silent_fraction: float = 0.5,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Pretraining dataset: power spectrograms |S_{ft}|² cut into sequences of T frames.
+
+    Each file is cut into segments of (T - 1) · HOP samples starting every ``hop_frames`` · HOP
+    samples (default ``hop_frames`` = T - 1: consecutive, non-overlapping segments, as in the
+    original training data, reference-implementation.md section 4); each segment is transformed
+    separately with :func:`stft` (zero-padded edges), giving exactly T frames, which is also how
+    a test mixture chunk is transformed.
+
+    Normalisation (``normalise``): at test time every mixture chunk is divided by its peak
+    |sample|, so a source in it has a peak of at most about 1. The default ``"segment"``
+    divides each training segment by its own peak |sample| (peak 1), as the original training
+    data did (reference-implementation.md section 4: "each chunk is scaled to a peak |amplitude|
+    of 1"); ``"file"`` divides the whole clip by its peak, keeping loudness differences within a
+    clip; ``"none"`` keeps file levels.
+
+    Near-silent segments are dropped: a segment is kept unless more than ``max_silent_fraction``
+    of its T frames have an energy Σ_f |S_{ft}|² below ``silence_db`` dB relative to the file's
+    loudest frame (computed at file level, before the normalisation).
+
+    ``max_sequences`` keeps that many sequences, evenly spaced over all of them (all files
+    contribute, deterministically).
+
+    Shape:
+        returns (num, T, F) float32, num >= 0.
+
+    Raises:
+        ConfigError: ``length_frames`` < 2, ``hop_frames`` < 1, ``max_sequences`` < 1, an unknown
+            ``normalise``. DataFormatError: a file :func:`read_audio` refuses.
+    """
+    if int(length_frames) != length_frames or length_frames < 2:
+        raise ConfigError(f"length_frames = {length_frames}: must be an integer >= 2")
+    hop_frames = int(length_frames) - 1 if hop_frames is None else hop_frames
+    if int(hop_frames) != hop_frames or hop_frames < 1:
+        raise ConfigError(f"hop_frames = {hop_frames}: must be an integer >= 1")
+    if max_sequences is not None and (int(max_sequences) != max_sequences or max_sequences < 1):
+        raise ConfigError(f"max_sequences = {max_sequences}: must be None or an integer >= 1")
+    if normalise not in ("segment", "file", "none"):
+        raise ConfigError(f"normalise = {normalise!r}: must be 'segment', 'file' or 'none'")
+    if not 0.0 <= max_silent_fraction <= 1.0:
+        raise ConfigError(f"max_silent_fraction = {max_silent_fraction}: must be in [0, 1]")
+    seg_len = frames_to_samples(length_frames)
+    seg_hop = int(hop_frames) * HOP
+    files = list(files)
+    chunks: list[np.ndarray] = []
+    from tqdm import tqdm
+
+    for path in tqdm(files, desc="power sequences", unit="file", disable=not progress):
+        x = read_audio(path)
+        if x.shape[0] < seg_len:
+            logger.debug("%s: %d samples, shorter than one sequence (%d)", path, x.shape[0], seg_len)
+            continue
+        if normalise == "file":
+            x = x / np.max(np.abs(x))
+        num = 1 + (x.shape[0] - seg_len) // seg_hop
+        xt = torch.as_tensor(x, device=device)
+        segments = xt.unfold(0, seg_len, seg_hop)[:num]  # (L,) -> (num, seg_len) views
+        power = stft(segments).abs().square()  # (num, T, F)
+        # Frame energy relative to the loudest frame of the whole file (its full STFT).
+        file_top = stft(xt).abs().square().sum(-1).max()
+        energy = power.sum(-1)  # (num, T)
+        silent = energy < file_top * 10.0 ** (silence_db / 10.0)
+        keep = silent.float().mean(-1) <= max_silent_fraction  # (num,)
+        if normalise == "segment":
+            peak = segments.abs().amax(-1)  # (num,)
+            power = power / peak.square()[:, None, None].clamp_min(1e-30)
+        chunks.append(power[keep].to(torch.float32).cpu().numpy())
+    if not chunks:
+        return np.zeros((0, int(length_frames), F), dtype=np.float32)
+    out = np.concatenate(chunks, axis=0)
+    if max_sequences is not None and out.shape[0] > max_sequences:
+        idx = np.linspace(0, out.shape[0] - 1, int(max_sequences)).round().astype(np.int64)
+        out = out[idx]
+    return np.ascontiguousarray(out, dtype=np.float32)

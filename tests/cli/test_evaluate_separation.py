@@ -1,0 +1,96 @@
+"""``mixdvae evaluate separation`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mixdvae.cli.main import main
+from mixdvae.data.mixtures import Mixtures, save_estimates, save_mixtures
+
+SR = 16000
+
+
+def _mixtures(tmp_path, length_frames=64, m=2):
+    rng = np.random.default_rng(0)
+    L = (length_frames - 1) * 256
+    t = np.arange(L) / SR
+    speech = np.stack([sum(np.sin(2 * np.pi * (120 + 30 * i) * h * t) / h for h in range(1, 6))
+                       * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) for i in range(m)])
+    flute = np.stack([np.sin(2 * np.pi * (550 + 40 * i) * t + 2 * np.sin(2 * np.pi * 5 * t)) for i in range(m)])
+    sources = (0.2 * np.stack([speech, flute], axis=1) + 0.001 * rng.standard_normal((m, 2, L))).astype(np.float32)
+    mix = Mixtures(
+        mixture=sources.sum(1, dtype=np.float32), sources=sources, source_names=["speech", "flute"],
+        sample_rate=SR, length_frames=length_frames, ratio_db=np.zeros(m, np.float32),
+        files=np.array([["s.flac", "f.flac"]] * m), offsets=np.zeros((m, 2), np.int64), seed=0,
+    )
+    path = tmp_path / "m.npz"
+    save_mixtures(path, mix)
+    return path, mix
+
+
+def test_scores_estimates_prints_tables_and_writes_json(tmp_path, capsys):
+    mpath, mix = _mixtures(tmp_path)
+    est = mix.sources + 0.02 * np.random.default_rng(1).standard_normal(mix.sources.shape).astype(np.float32)
+    est[1, 1] = 0.0  # PESQ cannot score a silent estimate: a failure, not a dropped value
+    epath = tmp_path / "e.npz"
+    save_estimates(epath, est, mix.source_names, method="noisy")
+    out = tmp_path / "scores.json"
+    code = main(["evaluate", "separation", str(epath), "--mixtures", str(mpath), "--json", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == ""
+    lines = captured.out.splitlines()
+    assert "speech:" in lines and "flute:" in lines
+    assert sum(line.startswith("| noisy |") for line in lines) == 2
+    assert sum(line.startswith("| Mixture |") for line in lines) == 2
+    assert any("noisy: 1 value(s) could not be computed (pesq: 1)" in line for line in lines)
+    scores = json.loads(out.read_text())
+    assert list(scores) == ["meta", "overall", "per_mixture", "failures", "mixture"]
+    assert scores["meta"]["method"] == "noisy" and scores["meta"]["metrics"] == ["rmse", "si_sdr", "pesq", "estoi"]
+    assert scores["failures"] == [{"index": 1, "source": "flute", "metric": "pesq", "error": "estimate is silent (all zero)"}]
+    assert scores["per_mixture"][1]["flute"]["pesq"] is None
+    assert scores["overall"]["speech"]["si_sdr"] > scores["mixture"]["overall"]["speech"]["si_sdr"]
+
+
+def test_metric_subset(tmp_path, capsys):
+    mpath, mix = _mixtures(tmp_path, length_frames=20, m=3)
+    epath = tmp_path / "e.npz"
+    save_estimates(epath, mix.sources, mix.source_names)
+    code = main(["evaluate", "separation", str(epath), "--mixtures", str(mpath), "--metrics", "rmse,si_sdr", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    row = next(line for line in captured.out.splitlines() if line.startswith("| e |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "e" and float(cells[1]) < 1e-4 and float(cells[2]) > 60 and cells[3:] == ["-", "-"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("names", "'source_names' ['flute', 'speech'] differ from"),
+        ("shape", "'estimates' has shape (3, 2, 4864) but"),
+        ("missing", "estimates file not found"),
+    ],
+)
+def test_mismatched_estimates_exit_2_with_one_line(tmp_path, capsys, kind, message):
+    mpath, mix = _mixtures(tmp_path, length_frames=20, m=2)
+    epath = tmp_path / "e.npz"
+    if kind == "names":
+        save_estimates(epath, mix.sources, ["flute", "speech"])
+    elif kind == "shape":
+        save_estimates(epath, np.zeros((3, 2, 4864), np.float32), mix.source_names)
+    code = main(["evaluate", "separation", str(epath), "--mixtures", str(mpath), "--metrics", "rmse"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(f"mixdvae: error: {epath}: ") and message in captured.err
+
+
+def test_unknown_metric_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "separation", str(tmp_path / "e.npz"), "--mixtures", str(tmp_path / "m.npz"), "--metrics", "sdr"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown metric in 'sdr'" in err
