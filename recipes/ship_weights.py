@@ -24,7 +24,6 @@ RUNS = {
     "motion_srnn": ("recipes/motion_srnn.toml", "runs/data/train10k.npz", "runs/data/val.npz", "normalised"),
     "motion_deep_ar": ("recipes/motion_deep_ar.toml", "runs/data/train.npz", "runs/data/val.npz", "normalised"),
     "motion_srnn_reference": ("recipes/motion_srnn_reference.toml", "runs/data/train_ref.npz", "runs/data/val_ref.npz", "reference"),
-    "motion_deep_ar_reference": ("recipes/motion_deep_ar.toml", "runs/data/train_ref.npz", "runs/data/val_ref.npz", "reference"),
 }
 
 
@@ -39,6 +38,7 @@ def main(names: list[str]) -> int:
         dest = ROOT / "src/mixdvae/weights" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "best.safetensors", dest.with_suffix(".safetensors"))
+        shutil.copyfile(run / "best.json", dest.with_suffix(".json"))
         card = json.loads((run / "best.json").read_text())
         boxes = test if encoding == "normalised" else to_reference_encoding(
             denormalise_boxes(test.astype(np.float64), REFERENCE_IMAGE_SIZE)).astype(np.float32)

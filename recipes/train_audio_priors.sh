@@ -11,9 +11,9 @@ mkdir -p runs/data
 mixdvae data spectra --audio $A/speech/librispeech/train-clean-100 --audio $A/speech/librispeech/misc \
     --audio $A/speech/ljspeech --audio $A/speech/vctk_valentini --audio $A/speech/cmu_arctic --audio $A/speech/ami \
     --length 50 --gain-db -20 0 --seed 1 --out runs/data/speech_train.npz --no-progress
-mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 25 --gain-db -20 0 --seed 1 \
+mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 --seed 1 \
     --out runs/data/flute_train.npz --no-progress
-mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --seed 2 \
+mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --noise-db -50 --seed 2 \
     --out runs/data/flute_val.npz --no-progress
 
 mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --out runs/flute_srnn --threads 1 --no-progress

@@ -15,7 +15,7 @@ _SHARED = Path("..") / "shared" / "data"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="Benchmarks in the layout of the paper's tables.")
+    p = sub.add_parser("bench", help="Benchmarks in the layout of the paper's tables (tracking, separation).")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=type(p))
     bench_sub.required = True
     t = bench_sub.add_parser("tracking", help="Table 2: MixDVAE, VKF, Deep AR, Kalman on MOT17 and MOT15 windows.")
@@ -30,6 +30,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     t.set_defaults(func=run_bench_tracking)
+
+    s = bench_sub.add_parser("separation", help="Table 3: MixDVAE and the audio baselines on speech + real flute mixtures.")
+    s.add_argument("--json", type=Path, default=None, help="save the full results here")
+    s.add_argument("--audio-dir", type=Path, default=_SHARED / "audio")
+    s.add_argument("--lengths", default="50,100,300", help="comma-separated sequence lengths T in STFT frames")
+    s.add_argument("--ratios", default="-5,0", help="comma-separated speech-to-flute ratios in dB")
+    s.add_argument("--num", type=int, default=20, help="mixtures per (T, ratio) cell (default: 20)")
+    s.add_argument("--methods", default=None, help="comma-separated methods to run (default: all rows)")
+    s.add_argument("--metrics", default="rmse,si_sdr,pesq,estoi")
+    s.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: each preset's)")
+    s.add_argument("--cache-dir", type=Path, default=Path("runs") / "bench_audio")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-speed", action="store_true", help="skip the speed line (100 mixtures, T = 100, 70 iterations)")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    s.set_defaults(func=run_bench_separation)
 
 
 def run_bench_tracking(args: argparse.Namespace) -> int:
@@ -50,6 +66,46 @@ def run_bench_tracking(args: argparse.Namespace) -> int:
               f"{s['mixdvae']['track_seconds_median']:.2f} s (median of 3; the original code: about 53.5 s, "
               f"{s['speedup_vs_reference_code']:.0f}x), VKF {s['vkf']['track_seconds_median']:.2f} s, "
               f"Kalman {s['kalman']['track_seconds_median']:.2f} s; evaluation {s['mixdvae']['eval_seconds_median']:.3f} s")
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def run_bench_separation(args: argparse.Namespace) -> int:
+    from mixdvae.bench.separation import (
+        ROWS, SeparationBenchSpec, default_flute_files, format_separation_table, run_separation_bench, time_separation,
+    )
+    from mixdvae.errors import ConfigError, DataFormatError
+
+    device = str(resolve_device(args.device))
+    try:
+        lengths = tuple(int(x) for x in str(args.lengths).split(",") if x.strip())
+        ratios = tuple(float(x) for x in str(args.ratios).split(",") if x.strip())
+    except ValueError as err:
+        raise ConfigError(f"--lengths / --ratios: {err}") from err
+    rows = ROWS
+    if args.methods:
+        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        known = {m for _, m, _ in ROWS} | {label for label, _, _ in ROWS}
+        bad = [m for m in wanted if m not in known]
+        if bad:
+            raise ConfigError(f"--methods: unknown {bad} (choose from {sorted({m for _, m, _ in ROWS})})")
+        rows = tuple(r for r in ROWS if r[1] in wanted or r[0] in wanted)
+    speech = args.audio_dir / "speech" / "librispeech" / "test-other"
+    if not speech.is_dir():
+        raise DataFormatError(f"{speech}: speech test folder not found (--audio-dir)")
+    spec = SeparationBenchSpec(speech, default_flute_files(args.audio_dir), lengths, ratios, args.num, args.seed, rows,
+                               tuple(m.strip() for m in args.metrics.split(",") if m.strip()), args.cache_dir, device,
+                               args.iterations)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = run_separation_bench(spec, progress)
+    print(format_separation_table(result))
+    if not args.no_speed:
+        s = time_separation(spec)
+        result["speed"] = s
+        print(f"\nspeed: {s['mixtures']} mixtures x T = {s['length']} x {s['iterations']} iterations: MixDVAE "
+              f"{s['seconds_median']:.2f} s (median of {len(s['seconds_all'])}; target < 60 s)")
     if args.json:
         write_json(args.json, result)
         print(f"wrote {args.json}", file=sys.stderr)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mixdvae.data.audio import list_audio_files, power_sequences
-from mixdvae.data.spectra import random_gains_db, save_spectra
+from mixdvae.data.spectra import add_noise_floor, random_gains_db, save_spectra
 from mixdvae.errors import ConfigError, DataFormatError
 
 __all__ = ["add_parser", "run_data_spectra"]
@@ -36,7 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-sequences", type=int, help="keep at most this many, evenly spread")
     p.add_argument("--gain-db", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"),
                    help="random per-sequence gain range in dB (default: 0 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gains (default: 0)")
+    p.add_argument("--noise-db", type=float, default=None, metavar="DB",
+                   help="add a white noise floor DB dB below each sequence's mean power (e.g. -40: rendered "
+                   "audio has digital silence that real recordings never have); default: none")
+    p.add_argument("--seed", type=int, default=0, help="seed of the gains and the noise (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -53,11 +56,15 @@ def run_data_spectra(args: argparse.Namespace) -> int:
                             progress=progress)
     if power.shape[0] == 0:
         raise DataFormatError(f"{', '.join(map(str, args.audio))}: no active segment of {args.length} frames")
+    if args.noise_db is not None:
+        if not np.isfinite(args.noise_db):
+            raise ConfigError(f"--noise-db {args.noise_db}: expected a finite number of dB")
+        power = add_noise_floor(power, args.noise_db, args.seed)
     gains = random_gains_db(power.shape[0], low, high, args.seed)
     power = power * (10.0 ** (gains / 10.0))[:, None, None]
     meta = {"sources": [str(a) for a in args.audio], "files": len(files), "length": args.length,
             "hop": args.hop if args.hop is not None else args.length - 1, "normalise": "segment peak = 1",
-            "gain_db": [low, high], "seed": args.seed, "num": int(power.shape[0])}
+            "gain_db": [low, high], "noise_db": args.noise_db, "seed": args.seed, "num": int(power.shape[0])}
     save_spectra(args.out, power, meta)
     print(f"wrote {power.shape[0]} sequences of {power.shape[1]} frames x {power.shape[2]} bins "
           f"from {len(files)} files to {args.out}")

@@ -18,9 +18,9 @@ import numpy as np
 from mixdvae.errors import DataFormatError
 from mixdvae.utils.io import save_npz
 
-__all__ = ["save_spectra", "load_spectra", "is_spectra_file", "random_gains_db"]
+__all__ = ["save_spectra", "load_spectra", "is_spectra_file", "random_gains_db", "add_noise_floor"]
 
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError)  # TypeError: a .npy file (no archive)
 
 
 def save_spectra(path: str | os.PathLike, power: np.ndarray, meta: dict[str, Any]) -> Path:
@@ -79,3 +79,13 @@ def random_gains_db(num: int, low_db: float, high_db: float, seed: int) -> np.nd
     prior should not learn one absolute level.  -> (num,) float32"""
     rng = np.random.default_rng(seed)
     return rng.uniform(low_db, high_db, size=num).astype(np.float32)
+
+
+def add_noise_floor(power: np.ndarray, noise_db: float, seed: int) -> np.ndarray:
+    """|S + E|^2 ~ |S|^2 + sigma^2 e with e ~ Exponential(1) (the power of circular complex white
+    noise, cross terms dropped), sigma^2 = 10^(noise_db / 10) x the sequence's mean power.
+
+    Shape: (S, T, F) -> (S, T, F)"""
+    rng = np.random.default_rng(seed + 1)
+    sigma2 = 10.0 ** (noise_db / 10.0) * power.mean(axis=(1, 2), keepdims=True)  # (S, 1, 1)
+    return (power + sigma2 * rng.exponential(1.0, size=power.shape)).astype(np.float32)

@@ -6,7 +6,7 @@ command that trained it and its validation figures):
 - ``motion_srnn``: SRNN motion prior, normalised (x1, y1, x2, y2) boxes (the default prior);
 - ``motion_srnn_reference``: the same architecture on the reference box encoding (x, y, x + w, y - h)
   / (1920, 1080), for the ``reference`` preset;
-- ``motion_deep_ar`` / ``motion_deep_ar_reference``: the Deep AR baseline, same data.
+- ``motion_deep_ar``: the Deep AR baseline, same data as ``motion_srnn``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mixdvae.errors import CheckpointError
 
 __all__ = ["shipped_weights", "load_weights", "SHIPPED"]
 
-SHIPPED = ("motion_srnn", "motion_srnn_reference", "motion_deep_ar", "motion_deep_ar_reference")
+SHIPPED = ("motion_srnn", "motion_srnn_reference", "motion_deep_ar")
 
 
 def shipped_weights(name: str) -> Path:

@@ -167,7 +167,7 @@ class DVAESpectralPrior:
             variances.append(q_n.var[:, :, 0])
             priors.append(v_s)
             if qz is not None:
-                kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1).sum(-1)
+                kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
         q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
         prior_var = torch.stack(priors, 2)
         elbo = prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - kl

@@ -50,6 +50,10 @@ def plot_separation(
     N = len(names)
     if estimates.ndim != 2 or estimates.shape[0] != N or mixture.ndim != 1:
         raise DataFormatError(f"plot_separation: mixture {mixture.shape}, estimates {estimates.shape} for {N} sources")
+    if references is not None and np.shape(references) != estimates.shape:
+        raise DataFormatError(f"plot_separation: references {np.shape(references)}, expected {estimates.shape}")
+    if masks is not None and (np.ndim(masks) != 3 or np.shape(masks)[0] != N):
+        raise DataFormatError(f"plot_separation: masks {np.shape(masks)}, expected ({N}, T, F)")
     cols = 1 + (references is not None) + (masks is not None)
     rows = 1 + N + (elbo is not None)
     fig = Figure(figsize=(4.5 * cols, 2.6 * rows), constrained_layout=True)

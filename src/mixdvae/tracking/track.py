@@ -41,7 +41,6 @@ _WEIGHTS = {
     ("mixdvae", "normalised"): "motion_srnn",
     ("mixdvae", "reference"): "motion_srnn_reference",
     ("deep-ar", "normalised"): "motion_deep_ar",
-    ("deep-ar", "reference"): "motion_deep_ar_reference",
 }
 
 
@@ -49,7 +48,7 @@ def default_weights(method: str, encoding: str) -> Path:
     """The shipped prior for ``method`` in the box ``encoding``."""
     name = _WEIGHTS.get((method, encoding))
     if name is None:
-        raise ConfigError(f"method '{method}' has no DVAE weights")
+        raise ConfigError(f"no shipped '{method}' prior for the {encoding} box encoding; pass --weights")
     return shipped_weights(name)
 
 

@@ -1,0 +1,40 @@
+"""Learn the IS-NMF bases of the NMF baselines (src/mixdvae/weights/nmf_bases.safetensors) on the
+same training spectra as the audio priors (runs/data/{speech,flute}_train.npz, made by
+recipes/train_audio_priors.sh): K = 32 components per source, 200 iterations, seed 0, on an evenly
+spaced subset of 40,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from mixdvae.baselines.nmf import learn_bases_for_sources, save_nmf_bases
+from mixdvae.data.spectra import load_spectra
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 200, 40_000, 0
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    powers, meta = {}, {}
+    for name in ("speech", "flute"):
+        path = ROOT / "runs" / "data" / f"{name}_train.npz"
+        power, info = load_spectra(path)
+        frames = torch.from_numpy(power).reshape(-1, power.shape[-1])  # (S, T, F) -> (S*T, F)
+        keep = torch.linspace(0, frames.shape[0] - 1, min(FRAMES, frames.shape[0])).round().long()
+        powers[name] = frames[keep]
+        meta[name] = {"data": str(path.relative_to(ROOT)), "frames": int(len(keep)), "spectra": info}
+    bases = learn_bases_for_sources(powers, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
+    out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
+    save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components": COMPONENTS,
+                                "iterations": ITERATIONS, "seed": SEED, "training": meta,
+                                "license": "MIT (learned by this project; data licenses in ../shared/data/SOURCES.md)"})
+    print(f"wrote {out}: {', '.join(f'{k} {tuple(v.shape)}' for k, v in bases.items())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
