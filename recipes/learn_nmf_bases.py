@@ -1,7 +1,7 @@
 """Learn the IS-NMF bases of the NMF baselines (src/mixdvae/weights/nmf_bases.safetensors) on the
 same training spectra as the audio priors (runs/data/{speech,flute}_train.npz, made by
-recipes/train_audio_priors.sh): K = 32 components per source, 200 iterations, seed 0, on an evenly
-spaced subset of 40,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
+recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
+spaced subset of 20,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mixdvae.baselines.nmf import learn_bases_for_sources, save_nmf_bases
 from mixdvae.data.spectra import load_spectra
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 200, 40_000, 0
+COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 100, 20_000, 0
 
 
 def main() -> int:
@@ -29,7 +29,7 @@ def main() -> int:
         meta[name] = {"data": str(path.relative_to(ROOT)), "frames": int(len(keep)), "spectra": info}
     bases = learn_bases_for_sources(powers, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
     out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
-    save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components": COMPONENTS,
+    save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
                                 "iterations": ITERATIONS, "seed": SEED, "training": meta,
                                 "license": "MIT (learned by this project; data licenses in ../shared/data/SOURCES.md)"})
     print(f"wrote {out}: {', '.join(f'{k} {tuple(v.shape)}' for k, v in bases.items())}")

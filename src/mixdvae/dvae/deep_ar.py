@@ -49,8 +49,9 @@ class DeepAR(DVAE):
         """p(x_t | h_t): mean ``base`` + f(h_t) for a residual decoder (see :meth:`residual_base`).
         Shape: (..., H) -> (..., D)."""
         p = self.head(self.mlp_dec(h))
-        if base is not None:
-            return Gauss(p.mean + base, p.var)
+        if self.config.residual:
+            scaled = p.mean * self.config.residual_scale
+            return Gauss(scaled if base is None else scaled + base, p.var)
         return p
 
     def _empty(self, x: Tensor) -> Tensor:

@@ -83,8 +83,9 @@ class SRNN(DVAE):
         """p(x_t | h_t, z_t); a residual decoder's mean is ``base`` + f(h_t, z_t) with ``base`` from
         :meth:`residual_base` (None: f alone).  Shape: (..., H), (..., Z), (..., D) -> (..., D)."""
         p = self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
-        if base is not None:
-            return Gauss(p.mean + base, p.var)
+        if self.config.residual:
+            scaled = p.mean * self.config.residual_scale
+            return Gauss(scaled if base is None else scaled + base, p.var)
         return p
 
     # ------------------------------------------------------------------ DVAE interface

@@ -26,6 +26,7 @@ __all__ = [
     "e_step_s_wiener",
     "expected_log_likelihood_spectral",
     "e_step_w_spectral",
+    "marginal_log_likelihood_spectral",
     "m_step_noise_ratio",
     "expected_power",
     "prior_log_likelihood_spectral",
@@ -66,6 +67,18 @@ def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: Spectral
     vx = noise_var[:, :, None, :]
     resid = (mix[:, :, None, :] - q.mean).abs() ** 2 + q.var  # (B, T, N, F)
     ll = -torch.log(math.pi * vx) - resid / vx
+    return ll.transpose(-1, -2)
+
+
+def marginal_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, prior_var: Tensor) -> Tensor:
+    """log p(X_ft | w_ft = n) with s integrated out under its prior: log CN(X_ft; 0, v^s_n,ft + v^x_ft)
+    = -log(pi (v^s + v^x)) - |X|^2 / (v^s + v^x), i.e. minus an Itakura-Saito divergence between |X|^2
+    and v^s + v^x up to terms in X only.
+
+    Shape: mix (B, T, F), noise_var (B, T, F), prior_var (B, T, N, F) -> (B, T, F, N)
+    """
+    v = prior_var + noise_var[:, :, None, :]  # (B, T, N, F)
+    ll = -torch.log(math.pi * v) - (mix.abs() ** 2)[:, :, None, :] / v
     return ll.transpose(-1, -2)
 
 

@@ -23,6 +23,7 @@ from mixdvae.inference.spectral_steps import (
     e_step_w_spectral,
     expected_log_likelihood_spectral,
     m_step_noise_ratio,
+    marginal_log_likelihood_spectral,
 )
 
 __all__ = ["SpectralVEMConfig", "SpectralVEMResult", "run_spectral_vem", "spectral_elbo"]
@@ -39,6 +40,10 @@ class SpectralVEMConfig:
         noise_ratio: lambda in v^x = lambda (|X|^2 + eps) at the start (reference: 0.03, fixed).
         m_step: re-estimate lambda per mixture (the reference never does).
         temperature: E-W temperature (1: exact).
+        assignment: E-W from ``mean_field`` E_q(s) log CN(X; s_n, v^x) (the reference; with the ELBO as
+            written, exact coordinate ascent) or from the ``marginal`` log CN(X; 0, v^s_n + v^x), which
+            integrates s_n out under its DVAE prior instead of using q(s_n), whose gain already
+            carries the previous eta (a collapsed, structured update).
         eps_rel: eps of v^x relative to the mean mixture power (avoids v^x = 0 on silent bins,
             which the reference divides by; section 10 item 25).
     """
@@ -50,6 +55,7 @@ class SpectralVEMConfig:
     m_step: bool = False
     temperature: float = 1.0
     eps_rel: float = 1e-6
+    assignment: str = "mean_field"
 
     def __post_init__(self) -> None:
         if not isinstance(self.iterations, int) or self.iterations < 1:
@@ -60,6 +66,8 @@ class SpectralVEMConfig:
             raise ConfigError(f"SpectralVEMConfig.noise_ratio = {self.noise_ratio!r}: must be in (0, 1]")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise ConfigError(f"SpectralVEMConfig.temperature = {self.temperature!r}: must be a finite number > 0")
+        if self.assignment not in ("mean_field", "marginal"):
+            raise ConfigError(f"SpectralVEMConfig.assignment = {self.assignment!r}: expected 'mean_field' or 'marginal'")
         if not self.eps_rel > 0:
             raise ConfigError(f"SpectralVEMConfig.eps_rel = {self.eps_rel!r}: must be > 0")
 
@@ -115,7 +123,10 @@ def run_spectral_vem(
         noise_var = ratio[:, None, None] * (power + eps[:, None, None])
         q, prior_elbo, prior_var = prior.e_step(mix, eta, noise_var, q, generator)
         ll = expected_log_likelihood_spectral(mix, noise_var, q)
-        eta = e_step_w_spectral(ll, log_prior, config.temperature)
+        if config.assignment == "marginal":
+            eta = e_step_w_spectral(marginal_log_likelihood_spectral(mix, noise_var, prior_var), log_prior, config.temperature)
+        else:
+            eta = e_step_w_spectral(ll, log_prior, config.temperature)
         if config.m_step:
             ratio = m_step_noise_ratio(mix, eta, q, eps)
             noise_var = ratio[:, None, None] * (power + eps[:, None, None])
