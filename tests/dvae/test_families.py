@@ -21,6 +21,8 @@ FAMILIES = [
     DVAEConfig(family="deep_ar", residual=True, input_transform="delta"),
     DVAEConfig(family="srnn", encoder="causal", residual=True, residual_velocity=True, input_transform="delta"),
     DVAEConfig(family="deep_ar", residual=True, residual_velocity=True),
+    DVAEConfig(family="srnn", encoder="causal", residual=True, residual_velocity=True, residual_scale=0.01,
+               input_transform="delta"),
     DVAEConfig(family="srnn", encoder="backward", head="complex_variance", x_dim=6, input_transform="log"),
 ]
 
@@ -139,3 +141,19 @@ def test_runs_on_cuda():
     model = build_dvae(DVAEConfig(), device="cuda", seed=0)
     x = torch.randn(2, 6, 4, device="cuda")
     assert model.loss(x).loss.device.type == "cuda"
+
+
+@pytest.mark.parametrize("family", ["srnn", "deep_ar"])
+def test_residual_scale_multiplies_the_decoder_change_only(family):
+    cfg = DVAEConfig(family=family, residual=True, residual_velocity=True, input_transform="delta")
+    one = build_dvae(cfg, seed=3)
+    small = build_dvae(DVAEConfig(**{**cfg.__dict__, "residual_scale": 0.01}), seed=3)
+    x = _x(cfg, T=6)
+    z, _ = one.encode(x, sample=False)
+    base = one.residual_base_seq(x)
+    p1, p2 = one.decode(x, z), small.decode(x, z)
+    # mean = base + scale * f with the same f: (p2 - base) = 0.01 (p1 - base); variances equal
+    assert torch.allclose(p2.mean - base, 0.01 * (p1.mean - base), atol=1e-6)
+    assert torch.allclose(p1.var, p2.var)
+    with pytest.raises(ConfigError, match="residual_scale"):
+        DVAEConfig(residual=True, residual_scale=0.0)

@@ -88,3 +88,15 @@ def test_noise_ratio_m_step_maximises_the_expected_log_likelihood():
     best = objective(lam.item())
     for factor in (0.9, 0.99, 1.01, 1.1):
         assert objective(lam.item() * factor) < best
+
+
+def test_marginal_log_likelihood_is_the_complex_gaussian_with_summed_variances():
+    from mixdvae.inference.spectral_steps import marginal_log_likelihood_spectral
+
+    mix, vx, vs, _, _ = _problem()
+    ll = marginal_log_likelihood_spectral(mix, vx, vs)
+    B, T, F, N = ll.shape
+    for b, t, f, n in [(0, 0, 0, 0), (1, 3, 4, 2), (0, 2, 1, 1)]:
+        v = vs[b, t, n, f] + vx[b, t, f]
+        expected = -math.log(math.pi * v) - abs(mix[b, t, f]) ** 2 / v
+        assert math.isclose(ll[b, t, f, n].item(), expected.item(), rel_tol=1e-12)

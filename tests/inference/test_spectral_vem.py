@@ -108,3 +108,14 @@ def test_silent_mixture_gives_finite_estimates():
     res = run_spectral_vem(torch.zeros(1, 6, F, dtype=torch.complex64), prior, SpectralVEMConfig(iterations=3, m_step=True))
     assert torch.isfinite(torch.view_as_real(res.sources.mean)).all()
     assert torch.allclose(res.eta.sum(-1), torch.ones(1, 6, F))
+
+
+def test_marginal_assignment_also_recovers_distinct_profiles():
+    mix, s = _mixture(B=2, T=20, seed=3)
+    prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()])
+    res = run_spectral_vem(mix, prior, SpectralVEMConfig(iterations=5, assignment="marginal"))
+    for n in range(2):
+        err = (res.sources.mean[:, :, n] - s[:, :, n]).abs().pow(2).sum()
+        assert 10 * torch.log10(s[:, :, n].abs().pow(2).sum() / err) > 15.0
+    with pytest.raises(ConfigError, match="assignment"):
+        SpectralVEMConfig(assignment="hard")
