@@ -30,6 +30,7 @@ from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
 from mixdvae.inference.spectral_steps import (
     SpectralSources,
+    abs2,
     e_step_s_wiener,
     entropy_spectral,
     expected_power,
@@ -79,7 +80,7 @@ def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | No
     e_r = draw(shape, generator=generator, device=dev, dtype=dt)
     e_i = draw(shape, generator=generator, device=dev, dtype=dt)
     s = q.mean + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
-    return s.abs() ** 2
+    return abs2(s)
 
 
 class DVAESpectralPrior:
@@ -150,7 +151,7 @@ class DVAESpectralPrior:
                -> q (B, T, N, F), elbo (B,), prior_var (B, T, N, F)
         """
         B, T, N, F = q_prev.var.shape
-        floor = self.options.min_var * (mix.abs() ** 2).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
+        floor = self.options.min_var * abs2(mix).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
         u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
         kl = mix.real.new_zeros(B)
         means, variances, priors = [], [], []

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "abs2",
     "SpectralSources",
     "e_step_s_wiener",
     "expected_log_likelihood_spectral",
@@ -33,6 +34,13 @@ __all__ = [
     "entropy_spectral",
     "assignment_entropy_spectral",
 ]
+
+
+def abs2(x: Tensor) -> Tensor:
+    """|x|^2 = Re(x)^2 + Im(x)^2 (no square root, unlike ``x.abs() ** 2``).  Shape: any -> same, real."""
+    if torch.is_complex(x):
+        return x.real ** 2 + x.imag ** 2
+    return x ** 2
 
 
 class SpectralSources(NamedTuple):
@@ -64,10 +72,10 @@ def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: Spectral
 
     Shape: mix (B, T, F), noise_var (B, T, F), q (B, T, N, F) -> (B, T, F, N)
     """
-    vx = noise_var[:, :, None, :]
-    resid = (mix[:, :, None, :] - q.mean).abs() ** 2 + q.var  # (B, T, N, F)
+    vx = noise_var[:, :, None, :]  # (B, T, 1, F)
+    resid = abs2(mix[:, :, None, :] - q.mean) + q.var  # (B, T, N, F)
     ll = -torch.log(math.pi * vx) - resid / vx
-    return ll.transpose(-1, -2)
+    return ll.transpose(-1, -2)  # a view: (B, T, N, F) -> (B, T, F, N)
 
 
 def marginal_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, prior_var: Tensor) -> Tensor:
@@ -78,7 +86,7 @@ def marginal_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, prior_var: 
     Shape: mix (B, T, F), noise_var (B, T, F), prior_var (B, T, N, F) -> (B, T, F, N)
     """
     v = prior_var + noise_var[:, :, None, :]  # (B, T, N, F)
-    ll = -torch.log(math.pi * v) - (mix.abs() ** 2)[:, :, None, :] / v
+    ll = -torch.log(math.pi * v) - abs2(mix)[:, :, None, :] / v
     return ll.transpose(-1, -2)
 
 
@@ -90,7 +98,8 @@ def e_step_w_spectral(loglik: Tensor, log_prior: Tensor, temperature: float = 1.
     """
     if log_prior.ndim == 2:
         log_prior = log_prior[:, None, None, :]
-    return torch.softmax(log_prior + temperature * loglik, dim=-1)
+    logits = (log_prior + temperature * loglik).transpose(-1, -2)  # (B, T, N, F): F contiguous
+    return torch.softmax(logits, dim=-2).transpose(-1, -2)  # normalised over N, viewed as (B, T, F, N)
 
 
 def m_step_noise_ratio(
@@ -105,15 +114,15 @@ def m_step_noise_ratio(
 
     Shape: mix (B, T, F) complex, eta (B, T, F, N), q (B, T, N, F), eps (B,) -> (B,)
     """
-    resid = (mix[:, :, None, :] - q.mean).abs() ** 2 + q.var  # (B, T, N, F)
-    ref = (mix.abs() ** 2 + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
+    resid = abs2(mix[:, :, None, :] - q.mean) + q.var  # (B, T, N, F)
+    ref = (abs2(mix) + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
     ratio = (eta.transpose(-1, -2) * resid / ref).sum(2).mean(dim=(1, 2))  # (B,)
     return ratio.clamp(floor, ceil)
 
 
 def expected_power(q: SpectralSources) -> Tensor:
     """E_q |s|^2 = |m|^2 + gamma.  Shape: (B, T, N, F) -> (B, T, N, F)"""
-    return q.mean.abs() ** 2 + q.var
+    return abs2(q.mean) + q.var
 
 
 def prior_log_likelihood_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:

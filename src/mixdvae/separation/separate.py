@@ -165,7 +165,7 @@ class Separator:
         from mixdvae.inference.spectral_vem import run_spectral_vem
 
         N = len(self.names)
-        power = mix.abs() ** 2
+        power = mix.real ** 2 + mix.imag ** 2
         if self.method in ("mixdvae", "deep-ar"):
             res = run_spectral_vem(mix, self.prior, self.config.vem, generator)
             return res.sources.mean.permute(0, 2, 1, 3), res.eta.permute(0, 3, 1, 2), res.elbo
