@@ -100,3 +100,22 @@ def test_marginal_log_likelihood_is_the_complex_gaussian_with_summed_variances()
         v = vs[b, t, n, f] + vx[b, t, f]
         expected = -math.log(math.pi * v) - abs(mix[b, t, f]) ** 2 / v
         assert math.isclose(ll[b, t, f, n].item(), expected.item(), rel_tol=1e-12)
+
+
+def test_mixture_posterior_matches_the_moments_of_the_two_component_mixture():
+    from mixdvae.inference.spectral_steps import e_step_s_mixture
+
+    mix, vx, vs, eta, _ = _problem()
+    q = e_step_s_mixture(mix, eta, vx, vs)
+    e = eta.transpose(-1, -2)
+    g = vs / (vs + vx[:, :, None])
+    m1, v1 = g * mix[:, :, None], g * vx[:, :, None]  # p(s | X, w = n)
+    # mixture e CN(m1, v1) + (1 - e) CN(0, vs): mean e m1, E|s|^2 = e (|m1|^2 + v1) + (1 - e) vs
+    assert torch.allclose(q.mean, e * m1)
+    second = e * (m1.abs() ** 2 + v1) + (1 - e) * vs
+    assert torch.allclose(q.mean.abs() ** 2 + q.var, second)
+    # certain assignment: the Wiener posterior; impossible assignment: the prior
+    q1 = e_step_s_mixture(mix, torch.ones_like(eta), vx, vs)
+    assert torch.allclose(q1.mean, m1) and torch.allclose(q1.var, v1)
+    q0 = e_step_s_mixture(mix, torch.zeros_like(eta), vx, vs)
+    assert torch.allclose(q0.var, vs) and torch.equal(q0.mean, torch.zeros_like(q0.mean))

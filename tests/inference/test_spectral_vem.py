@@ -119,3 +119,22 @@ def test_marginal_assignment_also_recovers_distinct_profiles():
         assert 10 * torch.log10(s[:, :, n].abs().pow(2).sum() / err) > 15.0
     with pytest.raises(ConfigError, match="assignment"):
         SpectralVEMConfig(assignment="hard")
+
+
+@pytest.mark.parametrize("options", [dict(posterior="mixture"), dict(latent="prior"), dict(feedback="sample")])
+def test_prior_options_recover_distinct_profiles(options):
+    mix, s = _mixture(B=2, T=16, seed=5)
+    models = [_fixed_profile_model(p, family="srnn") for p in _profiles()]
+    prior = DVAESpectralPrior(models, SpectralPriorOptions(**options))
+    assignment = "marginal" if options.get("posterior") == "mixture" else "mean_field"
+    res = run_spectral_vem(mix, prior, SpectralVEMConfig(iterations=4, assignment=assignment), torch.Generator().manual_seed(0))
+    assert (res.eta[..., : F // 2, 0] > 0.9).float().mean() > 0.95
+    assert (res.eta[..., F // 2:, 1] > 0.9).float().mean() > 0.95
+    with pytest.raises(ConfigError):
+        SpectralPriorOptions(**{k: "neither" for k in options})
+
+
+def test_mixture_posterior_needs_the_marginal_assignment():
+    prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()], SpectralPriorOptions(posterior="mixture"))
+    with pytest.raises(ConfigError, match="marginal"):
+        run_spectral_vem(_mixture(B=1, T=4)[0], prior, SpectralVEMConfig(iterations=1))

@@ -31,6 +31,7 @@ from mixdvae.errors import ConfigError
 from mixdvae.inference.spectral_steps import (
     SpectralSources,
     abs2,
+    e_step_s_mixture,
     e_step_s_wiener,
     entropy_spectral,
     expected_power,
@@ -54,6 +55,11 @@ class SpectralPriorOptions:
         first_input: the first LSTM input: ``zero`` (as in pretraining) or ``first_frame`` of u
             (reference, section 6.3).
         min_var: floor on v^s relative to the mean mixture power (keeps E-S finite).
+        latent: E-Z from the ``encoder`` q(z | u) (the reference), or the ``prior`` mean path
+            z_t = E p(z_t | h_t, z_{t-1}): a prediction of frame t from the past of u only, which
+            cannot copy the current estimate of frame t back into v^s.
+        posterior: the E-S update: ``mean_field`` (the reference, :func:`e_step_s_wiener`) or
+            ``mixture`` (:func:`e_step_s_mixture`, moment-matched over the assignment).
     """
 
     recursion: Literal["parallel", "sequential"] = "parallel"
@@ -62,10 +68,13 @@ class SpectralPriorOptions:
     sample_z: bool = False
     first_input: Literal["zero", "first_frame"] = "zero"
     min_var: float = 1e-8
+    posterior: Literal["mean_field", "mixture"] = "mean_field"
+    latent: Literal["encoder", "prior"] = "encoder"
 
     def __post_init__(self) -> None:
         for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "sample")),
-                              ("noise", ("gaussian", "uniform")), ("first_input", ("zero", "first_frame"))):
+                              ("noise", ("gaussian", "uniform")), ("first_input", ("zero", "first_frame")),
+                              ("posterior", ("mean_field", "mixture")), ("latent", ("encoder", "prior"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"SpectralPriorOptions.{name} = {getattr(self, name)!r}: expected one of {list(allowed)}")
         if not self.min_var > 0:
@@ -113,11 +122,21 @@ class DVAESpectralPrior:
         h = model.deterministic_h(u)
         if model.z_dim == 0:
             return u.new_zeros(*u.shape[:2], 0), None, h
+        if self.options.latent == "prior":
+            z_prev, zs = h.new_zeros(h.shape[0], model.z_dim), []
+            for t in range(h.shape[1]):
+                z_prev = model.prior_from_h(h[:, t], z_prev).mean
+                zs.append(z_prev)
+            return torch.stack(zs, 1), None, h
         z, qz = model.encode_from_features(model.encoder_features(u, h), self.options.sample_z, generator)
         return z, qz, h
 
     def _decode(self, model: DVAE, h: Tensor, z: Tensor) -> Tensor:
         return model.decode_from_h(h, z if model.z_dim > 0 else None).var
+
+    def _e_step_s(self, mix, eta, noise_var, prior_var) -> SpectralSources:
+        step = e_step_s_mixture if self.options.posterior == "mixture" else e_step_s_wiener
+        return step(mix, eta, noise_var, prior_var)
 
     def _feedback(self, q: SpectralSources, generator) -> Tensor:
         if self.options.feedback == "expected":
@@ -160,7 +179,7 @@ class DVAESpectralPrior:
             z, qz, h = self._latents(model, u, generator)
             if self.options.recursion == "parallel" and self.options.first_input == "zero":
                 v_s = torch.maximum(self._decode(model, h, z), floor[:, :, None])
-                q_n = e_step_s_wiener(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
+                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
                 hs = h
             else:
                 q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
@@ -188,7 +207,7 @@ class DVAESpectralPrior:
                 u_prev = u[:, t - 1]
             h_t, state = model.h_step(u_prev, state, B)
             v_t = torch.maximum(self._decode(model, h_t, z[:, t]), floor)
-            q_t = e_step_s_wiener(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
+            q_t = self._e_step_s(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
             u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
             hs.append(h_t)
             vs.append(v_t)

@@ -25,6 +25,7 @@ __all__ = [
     "abs2",
     "SpectralSources",
     "e_step_s_wiener",
+    "e_step_s_mixture",
     "expected_log_likelihood_spectral",
     "e_step_w_spectral",
     "marginal_log_likelihood_spectral",
@@ -65,6 +66,27 @@ def e_step_s_wiener(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tens
     gain = e * prior_var / denom
     var = prior_var * vx / denom
     return SpectralSources(gain * mix[:, :, None, :], var)
+
+
+def e_step_s_mixture(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tensor) -> SpectralSources:
+    """E-S without the mean-field split of w and s: q(s_n,ft) moment-matched to the mixture
+    eta p(s | X, w = n) + (1 - eta) p(s | w != n), where p(s | X, w = n) = CN(g X, g v^x) with the
+    Wiener gain g = v^s / (v^s + v^x) and p(s | w != n) = CN(0, v^s) (the prior):
+
+        m = eta g X,     gamma = eta g v^x + (1 - eta) v^s + eta (1 - eta) g^2 |X|^2.
+
+    The mean-field update (:func:`e_step_s_wiener`) tempers the likelihood by eta instead, so its gain
+    eta v^s / (eta v^s + v^x) is close to 1 on every bin where eta v^s >> v^x, however small eta
+    is: with v^x = 0.03 |X|^2 a source keeps most bins that its prior finds plausible.
+
+    Shape: mix (B, T, F), eta (B, T, F, N), noise_var (B, T, F), prior_var (B, T, N, F) -> (B, T, N, F)
+    """
+    e = eta.transpose(-1, -2)  # (B, T, N, F)
+    vx = noise_var[:, :, None, :]  # (B, T, 1, F)
+    g = prior_var / (prior_var + vx)
+    gx = g * mix[:, :, None, :]
+    var = e * g * vx + (1 - e) * prior_var + e * (1 - e) * abs2(gx)
+    return SpectralSources(e * gx, var)
 
 
 def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: SpectralSources) -> Tensor:

@@ -109,6 +109,9 @@ def run_spectral_vem(
         raise ConfigError(f"run_spectral_vem: expected a complex mixture STFT (B, T, F), got {tuple(mix.shape)} {mix.dtype}")
     if not torch.isfinite(torch.view_as_real(mix)).all():
         raise NumericalError("run_spectral_vem: the mixture STFT holds NaN or inf")
+    if prior.options.posterior == "mixture" and config.assignment != "marginal":
+        raise ConfigError("the 'mixture' E-S needs the 'marginal' E-W (its q(s) carries the prior variance of the "
+                          "other assignments, which the mean-field E-W would count as a misfit)")
     B, T, F = mix.shape
     N = prior.num_sources
     power = abs2(mix)  # (B, T, F)
