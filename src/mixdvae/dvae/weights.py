@@ -6,7 +6,10 @@ command that trained it and its validation figures):
 - ``motion_srnn``: SRNN motion prior, normalised (x1, y1, x2, y2) boxes (the default prior);
 - ``motion_srnn_reference``: the same architecture on the reference box encoding (x, y, x + w, y - h)
   / (1920, 1080), for the ``reference`` preset;
-- ``motion_deep_ar``: the Deep AR baseline, same data as ``motion_srnn``.
+- ``motion_deep_ar``: the Deep AR baseline, same data as ``motion_srnn``;
+- ``speech_srnn`` / ``flute_srnn``: the audio priors (complex-variance head on 513 STFT bins);
+- ``speech_deep_ar`` / ``flute_deep_ar``: the audio Deep AR baseline, same data.
+The NMF baselines' bases ship as ``nmf_bases.safetensors`` (see :mod:`mixdvae.baselines.nmf`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from mixdvae.errors import CheckpointError
 
 __all__ = ["shipped_weights", "load_weights", "SHIPPED"]
 
-SHIPPED = ("motion_srnn", "motion_srnn_reference", "motion_deep_ar")
+SHIPPED = ("motion_srnn", "motion_srnn_reference", "motion_deep_ar", "speech_srnn", "flute_srnn",
+           "speech_deep_ar", "flute_deep_ar")
 
 
 def shipped_weights(name: str) -> Path:

@@ -47,7 +47,9 @@ class SpectralPriorOptions:
 
     Attributes:
         recursion: ``parallel`` or ``sequential`` (see the module docstring).
-        feedback: what stands for s_n in the networks: ``expected`` power |m|^2 + gamma, or a
+        feedback: what stands for s_n in the networks: ``expected`` power |m|^2 + gamma, the
+            ``masked`` mixture power eta_n |X|^2 (the power of the assignment-masked mixture, the
+            estimate a hard EM would feed back; at the first iteration eta = 1/N), or a
             ``sample`` |s~|^2 (reference).
         noise: the sampling noise with ``feedback = 'sample'``: ``gaussian`` (correct) or
             ``uniform`` (the original code's U[0, 1) noise, reference section 10 item 6).
@@ -63,7 +65,7 @@ class SpectralPriorOptions:
     """
 
     recursion: Literal["parallel", "sequential"] = "parallel"
-    feedback: Literal["expected", "sample"] = "expected"
+    feedback: Literal["expected", "masked", "sample"] = "expected"
     noise: Literal["gaussian", "uniform"] = "gaussian"
     sample_z: bool = False
     first_input: Literal["zero", "first_frame"] = "zero"
@@ -72,7 +74,7 @@ class SpectralPriorOptions:
     latent: Literal["encoder", "prior"] = "encoder"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "sample")),
+        for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "masked", "sample")),
                               ("noise", ("gaussian", "uniform")), ("first_input", ("zero", "first_frame")),
                               ("posterior", ("mean_field", "mixture")), ("latent", ("encoder", "prior"))):
             if getattr(self, name) not in allowed:
@@ -139,7 +141,7 @@ class DVAESpectralPrior:
         return step(mix, eta, noise_var, prior_var)
 
     def _feedback(self, q: SpectralSources, generator) -> Tensor:
-        if self.options.feedback == "expected":
+        if self.options.feedback in ("expected", "masked"):
             return expected_power(q)
         return sample_power(q, self.options.noise, generator)
 
@@ -171,7 +173,10 @@ class DVAESpectralPrior:
         """
         B, T, N, F = q_prev.var.shape
         floor = self.options.min_var * abs2(mix).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
-        u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
+        if self.options.feedback == "masked":
+            u_all = eta.transpose(-1, -2) * abs2(mix)[:, :, None, :]  # (B, T, F, N) -> (B, T, N, F)
+        else:
+            u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
         kl = mix.real.new_zeros(B)
         means, variances, priors = [], [], []
         for n, model in enumerate(self.models):
@@ -208,7 +213,10 @@ class DVAESpectralPrior:
             h_t, state = model.h_step(u_prev, state, B)
             v_t = torch.maximum(self._decode(model, h_t, z[:, t]), floor)
             q_t = self._e_step_s(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
-            u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
+            if self.options.feedback == "masked":
+                u_prev = eta_n[:, t] * abs2(mix[:, t])
+            else:
+                u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
             hs.append(h_t)
             vs.append(v_t)
             ms.append(q_t.mean[:, 0])

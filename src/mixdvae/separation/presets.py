@@ -30,6 +30,10 @@ class SeparationConfig:
         nmf_iterations: activation updates of the NMF baselines.
         temporal_weight: alpha of the temporal-continuity penalty (temporal NMF, Virtanen 2007).
         batch_size: chunks per VEM batch.
+        estimate: what the VEM methods return for source n: the ``posterior_mean`` m_n of q(s_n)
+            (the reference), or the ``mask`` estimate eta_n X, the posterior mean of s_n given X
+            under q(w) as v^x -> 0 (E[s_n | X] = eta_n g_n X with the Wiener gain g_n -> 1). The
+            mean-field m_n passes every bin where eta v^s >> v^x, however small eta is.
     """
 
     chunk_frames: int = 50
@@ -39,8 +43,11 @@ class SeparationConfig:
     nmf_iterations: int = 100
     temporal_weight: float = 1.0
     batch_size: int = 64
+    estimate: str = "posterior_mean"
 
     def __post_init__(self) -> None:
+        if self.estimate not in ("posterior_mean", "mask"):
+            raise ConfigError(f"SeparationConfig.estimate = {self.estimate!r}: expected 'posterior_mean' or 'mask'")
         if not isinstance(self.chunk_frames, int) or self.chunk_frames < 2:
             raise ConfigError(f"SeparationConfig.chunk_frames = {self.chunk_frames!r}: must be an integer >= 2")
         if not isinstance(self.overlap_frames, int) or not 0 <= self.overlap_frames < self.chunk_frames:
@@ -63,8 +70,10 @@ feedback with the original U[0, 1) noise, sampled z, frame-by-frame recursion wh
 is the first frame, 70 iterations."""
 
 DEFAULT = SeparationConfig(
-    vem=SpectralVEMConfig(iterations=70, tol=None, noise_ratio=0.03, m_step=False),
+    vem=SpectralVEMConfig(iterations=10, tol=None, noise_ratio=0.03, m_step=False, assignment="marginal",
+                          temperature=0.5),
     prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero"),
+    estimate="mask",
 )
 """Our defaults, chosen with ``mixdvae bench separation`` (docs/separation.md)."""
 

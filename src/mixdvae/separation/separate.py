@@ -168,7 +168,10 @@ class Separator:
         power = mix.real ** 2 + mix.imag ** 2
         if self.method in ("mixdvae", "deep-ar"):
             res = run_spectral_vem(mix, self.prior, self.config.vem, generator)
-            return res.sources.mean.permute(0, 2, 1, 3), res.eta.permute(0, 3, 1, 2), res.elbo
+            masks = res.eta.permute(0, 3, 1, 2)  # (B, T, F, N) -> (B, N, T, F)
+            if self.config.estimate == "mask":
+                return apply_masks(mix, masks), masks, res.elbo
+            return res.sources.mean.permute(0, 2, 1, 3), masks, res.elbo
         if self.method == "dvae-init":
             v = self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)  # (B, T, N, F) -> (B, N, T, F)
             masks = wiener_gains(v)

@@ -1,0 +1,54 @@
+"""The shipped weights: every one loads, its card says how it was made, and the figures it claims
+hold when recomputed."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mixdvae.baselines.constant_velocity import constant_velocity_forecast
+from mixdvae.baselines.nmf import load_nmf_bases, read_nmf_bases_meta
+from mixdvae.cli.evaluate_forecast import prior_forecast
+from mixdvae.data.trajectories import load_trajectories
+from mixdvae.dvae.weights import SHIPPED, load_weights, shipped_weights
+from mixdvae.metrics.forecast import forecast_rmse
+from mixdvae.demo import asset
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_prior_loads_and_has_a_card(name):
+    path = shipped_weights(name)
+    model = load_weights(path)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert "mixdvae train" in card["command"] and card.get("license")
+    assert model.num_parameters() > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    if name.startswith(("speech", "flute")):
+        assert model.x_dim == 513 and model.config.head == "complex_variance"
+        r = card["heldout_resynthesis"]
+        assert r["clips"] > 0 and np.isfinite(r["si_sdr_db"])
+    else:
+        assert model.x_dim == 4 and "heldout_forecast" in card
+
+
+def test_shipped_motion_prior_forecasts_better_than_constant_velocity():
+    """Issue property: one-step forecast RMSE of the shipped SRNN below constant velocity on the
+    1,000 held-out synthetic trajectories (recomputed here, and equal to the card's figure)."""
+    boxes = load_trajectories(asset("heldout_trajectories.npz")).boxes
+    model = load_weights(shipped_weights("motion_srnn"))
+    target = boxes[:, 1:]
+    prior = forecast_rmse(prior_forecast(model, boxes), target)
+    cv = forecast_rmse(constant_velocity_forecast(boxes), target)
+    assert prior < cv, (prior, cv)
+    card = json.loads(shipped_weights("motion_srnn").with_suffix(".json").read_text())
+    assert card["heldout_forecast"]["prior_rmse"] == pytest.approx(prior, rel=1e-4)
+
+
+def test_shipped_nmf_bases_cover_both_sources():
+    path = shipped_weights("nmf_bases")
+    bases = load_nmf_bases(path)
+    assert set(bases) == {"speech", "flute"}
+    for w in bases.values():
+        assert w.shape[0] == 513 and (w >= 0).all()
+    assert "learn_nmf_bases" in json.dumps(read_nmf_bases_meta(path))
