@@ -304,3 +304,15 @@ def test_kl_free_dvae_reconstructs_frames_the_past_cannot_predict(tmp_path):
     std = float(val.std())
     assert rmse["srnn"] < 0.25 * std
     assert rmse["deep_ar"] > 0.9 * std
+
+
+def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path, boxes):
+    train, val = boxes
+    cfg = TrainConfig(epochs=4, patience=10, lr_schedule="cosine", lr_min=1e-5, **{**FAST, "lr": 1e-3})
+    train_dvae(_model(), train, val, cfg, tmp_path, progress=False)
+    lrs = [r["lr"] for r in _log(tmp_path / "log.jsonl")]
+    expected = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx(expected)
+    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")

@@ -86,6 +86,10 @@ class TrainConfig:
         grad_clip: max global gradient norm, or None for no clipping.
         val_every: validate every this many epochs (and always at the last one).
         seed: seeds the shuffling, the training noise and the validation noise (128).
+        lr_schedule: ``constant`` (the reference) or ``cosine``: lr_e = lr_min + (lr - lr_min)
+            (1 + cos(pi e / epochs)) / 2 at epoch e (a function of the epoch alone, so resuming
+            needs no scheduler state).
+        lr_min: the final learning rate of the cosine schedule.
     """
 
     lr: float = 1e-3
@@ -99,9 +103,14 @@ class TrainConfig:
     grad_clip: float | None = None
     val_every: int = 1
     seed: int = 128
+    lr_schedule: str = "constant"
+    lr_min: float = 1e-5
 
     def __post_init__(self) -> None:
         check_positive("TrainConfig", "lr", self.lr)
+        check_positive("TrainConfig", "lr_min", self.lr_min)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"TrainConfig.lr_schedule = {self.lr_schedule!r}: expected 'constant' or 'cosine'")
         for name, low in (("batch_size", 1), ("epochs", 1), ("patience", 1), ("kl_warmup_epochs", 0),
                           ("val_every", 1), ("seed", 0)):
             _check_int(name, getattr(self, name), low)
@@ -141,6 +150,13 @@ class TrainResult:
     state_path: Path
     log_path: Path
     plot_path: Path
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """lr of epoch e: constant, or lr_min + (lr - lr_min) (1 + cos(pi e / epochs)) / 2 (cosine)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr_min + (config.lr - config.lr_min) * (1 + math.cos(math.pi * epoch / config.epochs)) / 2
 
 
 def kl_weight(config: TrainConfig, epoch: int) -> float:
@@ -369,6 +385,8 @@ def train_dvae(
         epoch = start
         while epoch < config.epochs and not stopped_early:
             t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
             train_loss, train_recon, train_kl = _train_epoch(
                 model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"])
             record: dict[str, Any] = {
