@@ -104,11 +104,12 @@ def separation_demo(out: Path) -> dict:
             for n, name in enumerate(names):
                 write_audio(sep_dir / f"{method}_{i}_{name}.wav", res.waveforms[i, n], SAMPLE_RATE)
         if method == "mixdvae":
+            chunks = 1 if res.elbo is None else res.elbo.shape[1] // len(mix)  # elbo: (I, B * C), mixture-major
             for i in range(len(mix)):
                 write_audio(sep_dir / f"mixture_{i}.wav", mix.mixture[i], SAMPLE_RATE)
                 plot_separation(sep_dir / f"spectrograms_{i}.png", mix.mixture[i], res.waveforms[i], names,
                                 references=mix.sources[i], masks=res.masks[i].cpu().numpy(),
-                                elbo=None if res.elbo is None else res.elbo[:, i:i + 1],
+                                elbo=None if res.elbo is None else res.elbo[:, i * chunks:(i + 1) * chunks],
                                 title=f"MixDVAE, speech-to-flute ratio {mix.ratio_db[i]:+.0f} dB")
     for label, r in rows.items():
         cells = " | ".join(f"{r[n]['si_sdr']:.2f} | {'-' if r[n]['pesq'] is None else format(r[n]['pesq'], '.2f')}" for n in names)
