@@ -24,6 +24,9 @@ FAMILIES = [
     DVAEConfig(family="srnn", encoder="causal", residual=True, residual_velocity=True, residual_scale=0.01,
                input_transform="delta"),
     DVAEConfig(family="srnn", encoder="backward", head="complex_variance", x_dim=6, input_transform="log"),
+    DVAEConfig(family="srnn", encoder="causal", residual=True, residual_velocity=True, residual_scale=0.01,
+               input_transform="delta2"),
+    DVAEConfig(family="deep_ar", residual=True, input_transform="delta2"),
 ]
 
 
@@ -157,3 +160,25 @@ def test_residual_scale_multiplies_the_decoder_change_only(family):
     assert torch.allclose(p1.var, p2.var)
     with pytest.raises(ConfigError, match="residual_scale"):
         DVAEConfig(residual=True, residual_scale=0.0)
+
+
+@pytest.mark.parametrize("family", ["srnn", "deep_ar"])
+@pytest.mark.parametrize("transform", ["delta", "delta2"])
+def test_the_step_recursion_sees_what_the_sequence_pass_sees(family, transform):
+    """h_t from h_step, frame by frame (as the VEM runs it), equals deterministic_h on the whole
+    sequence: the first and second differences are rebuilt from the carried frames."""
+    cfg = DVAEConfig(family=family, residual=True, input_transform=transform)
+    model = build_dvae(cfg, seed=2)
+    x = _x(cfg, B=2, T=7)
+    expected = model.deterministic_h(x)
+    state, x_prev, hs = None, None, []
+    for t in range(x.shape[1]):
+        h, state = model.h_step(x_prev, state, x.shape[0])
+        hs.append(h)
+        x_prev = x[:, t]
+    assert torch.allclose(torch.stack(hs, 1), expected, atol=1e-6)
+    if transform == "delta2":
+        feats = model.net_input(x)
+        second = x[:, 3] - 2 * x[:, 2] + x[:, 1]
+        assert torch.allclose(feats[:, 3, 8:], cfg.delta_scale ** 2 * second, rtol=1e-4, atol=1e-4)
+        assert torch.equal(feats[:, :2, 8:], torch.zeros_like(feats[:, :2, 8:]))

@@ -70,7 +70,8 @@ class DVAE(nn.Module):
     @property
     def net_in_dim(self) -> int:
         """Size of what the networks see of one frame (2 x_dim with the ``delta`` transform)."""
-        return 2 * self.x_dim if self.config.input_transform == "delta" else self.x_dim
+        kind = self.config.input_transform
+        return {"delta": 2, "delta2": 3}.get(kind, 1) * self.x_dim
 
     def net_input(self, x: Tensor) -> Tensor:
         """What the networks see of a sequence: x, log(x + 1e-8), or [x_t, k (x_t - x_{t-1})] with
@@ -78,20 +79,28 @@ class DVAE(nn.Module):
         kind = self.config.input_transform
         if kind == "log":
             return torch.log(x.clamp_min(0) + 1e-8)
-        if kind == "delta":
-            delta = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
-            return torch.cat([x, self.config.delta_scale * delta], dim=-1)
+        if kind in ("delta", "delta2"):
+            k = self.config.delta_scale
+            delta = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # 0 at t = 1
+            if kind == "delta":
+                return torch.cat([x, k * delta], dim=-1)
+            delta2 = torch.cat([torch.zeros_like(x[:, :2]), delta[:, 2:] - delta[:, 1:-1]], dim=1)[:, : x.shape[1]]
+            return torch.cat([x, k * delta, k * k * delta2], dim=-1)
         return x
 
-    def net_input_step(self, x_t: Tensor, x_prev: Tensor | None) -> Tensor:
-        """:meth:`net_input` for one frame given the frame before (None: the first frame).
+    def net_input_step(self, x_t: Tensor, x_prev: Tensor | None, x_prev2: Tensor | None = None) -> Tensor:
+        """:meth:`net_input` for one frame given the frames before (None: they do not exist).
         Shape: (B, D) -> (B, net_in_dim)."""
         kind = self.config.input_transform
         if kind == "log":
             return torch.log(x_t.clamp_min(0) + 1e-8)
-        if kind == "delta":
+        if kind in ("delta", "delta2"):
+            k = self.config.delta_scale
             delta = torch.zeros_like(x_t) if x_prev is None else x_t - x_prev
-            return torch.cat([x_t, self.config.delta_scale * delta], dim=-1)
+            if kind == "delta":
+                return torch.cat([x_t, k * delta], dim=-1)
+            delta2 = torch.zeros_like(x_t) if (x_prev is None or x_prev2 is None) else delta - (x_prev - x_prev2)
+            return torch.cat([x_t, k * delta, k * k * delta2], dim=-1)
         return x_t
 
     def residual_base(self, x_prev: Tensor | None, x_prev2: Tensor | None) -> Tensor | None:

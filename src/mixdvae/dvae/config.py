@@ -41,6 +41,8 @@ class DVAEConfig:
             ``identity`` (reference), ``log`` (log(x + 1e-8), for power spectra) or ``delta``
             ([x_t, delta_scale * (x_t - x_{t-1})], SRNN and Deep AR only: box motion is ~1e-3 of
             the image per frame, too small for tanh units to resolve from positions alone).
+            ``delta2`` adds delta_scale^2 (x_t - 2 x_{t-1} + x_{t-2}), the acceleration, which first
+            differences alone give the networks too finely to use.
         delta_scale: the factor of ``delta`` (100: one-pixel-per-frame motion becomes ~0.05).
         beta: weight of the KL term in the loss (reference: 1 for MOT, 0.01 for audio).
         residual: SRNN and Deep AR with a Gaussian head only: the decoder predicts the change,
@@ -68,7 +70,7 @@ class DVAEConfig:
     dense_prior: tuple[int, ...] = (8, 8)
     dense_dec: tuple[int, ...] = (16,)
     dense_z: tuple[int, ...] = (8,)
-    input_transform: Literal["identity", "log", "delta"] = "identity"
+    input_transform: Literal["identity", "log", "delta", "delta2"] = "identity"
     delta_scale: float = 100.0
     beta: float = 1.0
     residual: bool = False
@@ -92,10 +94,10 @@ class DVAEConfig:
             raise ConfigError(f"DVAEConfig.encoder = {self.encoder!r}: expected 'backward' or 'causal'")
         if self.residual and (self.head != "gaussian" or self.family not in ("srnn", "deep_ar")):
             raise ConfigError("DVAEConfig.residual = true needs head 'gaussian' and family 'srnn' or 'deep_ar'")
-        if self.input_transform == "delta" and self.family not in ("srnn", "deep_ar"):
-            raise ConfigError("DVAEConfig.input_transform = 'delta' is for families 'srnn' and 'deep_ar' only")
-        if self.input_transform not in ("identity", "log", "delta"):
-            raise ConfigError(f"DVAEConfig.input_transform = {self.input_transform!r}: expected identity, log or delta")
+        if self.input_transform in ("delta", "delta2") and self.family not in ("srnn", "deep_ar"):
+            raise ConfigError(f"DVAEConfig.input_transform = '{self.input_transform}' is for families 'srnn' and 'deep_ar' only")
+        if self.input_transform not in ("identity", "log", "delta", "delta2"):
+            raise ConfigError(f"DVAEConfig.input_transform = {self.input_transform!r}: expected identity, log, delta or delta2")
         if not (isinstance(self.residual_scale, (int, float)) and self.residual_scale > 0):
             raise ConfigError(f"DVAEConfig.residual_scale = {self.residual_scale!r}: must be a number > 0")
         if self.residual_velocity and not self.residual:

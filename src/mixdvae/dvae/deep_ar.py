@@ -37,13 +37,13 @@ class DeepAR(DVAE):
 
     def h_step(self, x_prev: Tensor | None, state, batch: int = 0):
         """One step of h from x_{t-1} (``None``: the first step, input 0); ``state`` is
-        (h, c, x_{t-2}) or None.  (B, D) -> (B, H)."""
+        (h, c, x_{t-2}, x_{t-3}) or None.  (B, D) -> (B, H)."""
         if x_prev is None:
             u = self.mlp_dec.layers[0].weight.new_zeros(batch, self.net_in_dim)
         else:
-            u = self.net_input_step(x_prev, None if state is None else state[2])
+            u = self.net_input_step(x_prev, None if state is None else state[2], None if state is None else state[3])
         h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
-        return h, (h, c, x_prev)
+        return h, (h, c, x_prev, None if state is None else state[2])
 
     def decode_from_h(self, h: Tensor, z: Tensor | None = None, base: Tensor | None = None) -> Gauss:
         """p(x_t | h_t): mean ``base`` + f(h_t) for a residual decoder (see :meth:`residual_base`).

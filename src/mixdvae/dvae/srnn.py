@@ -63,16 +63,16 @@ class SRNN(DVAE):
 
     def h_step(self, x_prev: Tensor | None, state: tuple | None, batch: int = 0) -> tuple[Tensor, tuple]:
         """One LSTM step h_t from x_{t-1}; ``x_prev=None`` is the first step (network input 0).
-        ``state`` is (h, c, x_{t-2}) or None.
+        ``state`` is (h, c, x_{t-2}, x_{t-3}) or None.
 
         Shape: x_prev (B, D) -> h (B, H).
         """
         if x_prev is None:
             u = self.inf_z_mean.weight.new_zeros(batch, self.net_in_dim)
         else:
-            u = self.net_input_step(x_prev, None if state is None else state[2])
+            u = self.net_input_step(x_prev, None if state is None else state[2], None if state is None else state[3])
         h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
-        return h, (h, c, x_prev)
+        return h, (h, c, x_prev, None if state is None else state[2])
 
     def prior_from_h(self, h: Tensor, z_prev: Tensor) -> Gauss:
         """p(z_t | h_t, z_{t-1}).  Shape: (..., H), (..., Z) -> (..., Z)."""
