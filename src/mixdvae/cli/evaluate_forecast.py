@@ -48,7 +48,9 @@ def run_forecast(args: argparse.Namespace) -> int:
     weights = args.weights or shipped_weights("motion_srnn")
     model = load_weights(weights, device)
     if model.x_dim != data.boxes.shape[-1]:
-        raise DataFormatError(f"{args.data}: trajectories have {data.boxes.shape[-1]} coordinates, the prior expects {model.x_dim}")
+        raise DataFormatError(
+            f"{args.data}: trajectories have {data.boxes.shape[-1]} coordinates, the prior {weights} expects {model.x_dim}"
+        )
     pred = prior_forecast(model, data.boxes, args.batch_size, device)
     cv = constant_velocity_forecast(data.boxes)
     target = data.boxes[:, 1:]

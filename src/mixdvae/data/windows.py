@@ -351,7 +351,7 @@ def load_windows(path: str | os.PathLike) -> WindowSet:
         raise DataFormatError(f"{path}: windows file not found")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataFormatError(f"{path}: not an .npz file ({first})") from err
     if not isinstance(data, np.lib.npyio.NpzFile):

@@ -74,7 +74,7 @@ def load_tracking_results(path: str | Path) -> TrackingResults:
         raise DataFormatError(f"{name}: results file not found")
     try:
         npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataFormatError(f"{name}: not an .npz file ({_first_line(err)})") from err
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataFormatError(f"{name}: not an .npz file (a single .npy array)")
