@@ -14,7 +14,7 @@ import soundfile as sf
 
 from mixdvae.cli.main import main
 from mixdvae.data.mixtures import Mixtures, save_mixtures
-from tests.separation._tiny import SR, low_high, tiny_priors
+from separation._tiny import SR, low_high, tiny_priors
 
 
 def _kill_after(args: list[str], seconds: float) -> None:
