@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "separate",
         help="Separate a speech + music recording (or a mixtures .npz) with MixDVAE or a baseline.",
-        description="INPUT is an audio file (wav/flac; resampled to 16 kHz mono with a warning): writes "
-        "OUT/<source>.wav (same length and rate as the input after resampling), OUT/spectrograms.png and "
+        description="INPUT is an audio file (wav/flac; separated at 16 kHz mono, converted with a warning): writes "
+        "OUT/<source>.wav (mono, at the input's own sample rate and length), OUT/spectrograms.png and "
         "OUT/summary.json. INPUT is a mixtures .npz ('mixdvae data mixtures'): writes OUT as an estimates .npz "
         "with 'estimates' (M, N, L), 'source_names', 'method', the ELBO history and the time taken. Long "
         "inputs are cut into chunks of --length frames that overlap and are stitched.",
@@ -95,6 +95,29 @@ def _weights(args: argparse.Namespace, names: list[str]) -> list[Path] | None:
     return [given[n] for n in names]
 
 
+def _input_format(path: Path) -> tuple[int, int]:
+    """(sample rate, frames) of an audio file that :func:`read_audio` has already accepted."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return int(info.samplerate), int(info.frames)
+
+
+def to_input_rate(y: np.ndarray, rate: int, in_rate: int, in_frames: int) -> np.ndarray:
+    """Resample an estimate from ``rate`` back to the input's rate and trim or zero-pad it to the
+    input's length.  (L,) -> (in_frames,)"""
+    if in_rate != rate:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(in_rate, rate)
+        y = resample_poly(y.astype(np.float64), in_rate // g, rate // g)
+    out = np.zeros(in_frames, dtype=np.float32)
+    out[: min(in_frames, len(y))] = y[:in_frames]
+    return out
+
+
 def run_separate(args: argparse.Namespace) -> int:
     from mixdvae.separation.separate import Separator
 
@@ -129,18 +152,20 @@ def run_separate(args: argparse.Namespace) -> int:
     from mixdvae.data.audio import SAMPLE_RATE, read_audio, write_audio
 
     x = read_audio(args.input)
+    in_rate, in_frames = _input_format(args.input)
     res = separator.separate(x, progress=progress)
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
     for n, name in enumerate(names):
-        written.append(write_audio(args.out / f"{name}.wav", res.waveforms[0, n], SAMPLE_RATE))
+        y = to_input_rate(res.waveforms[0, n], SAMPLE_RATE, in_rate, in_frames)
+        written.append(write_audio(args.out / f"{name}.wav", y, in_rate))
     from mixdvae.plotting.separation import plot_separation
 
     figure = plot_separation(args.out / "spectrograms.png", x, res.waveforms[0], names, masks=res.masks[0].cpu().numpy(),
                              elbo=None if res.elbo is None else res.elbo, title=f"{args.input.name}: {args.method}")
     write_json(args.out / "summary.json", {
         "input": str(args.input), "method": args.method, "preset": args.preset, "sources": names,
-        "samples": int(x.shape[0]), "sample_rate": SAMPLE_RATE, "seconds": res.seconds,
+        "samples": in_frames, "sample_rate": in_rate, "separated_at": SAMPLE_RATE, "seconds": res.seconds,
         "chunks_of_frames": config.chunk_frames, "outputs": [str(p) for p in written] + [str(figure)],
     })
     print(f"separated {args.input} ({x.shape[0] / SAMPLE_RATE:.2f} s) into {', '.join(names)} with {args.method} "
