@@ -316,3 +316,21 @@ def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path, boxes):
     assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
     with pytest.raises(ConfigError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
+
+
+def test_a_run_saved_before_a_field_existed_resumes_with_its_default(tmp_path, boxes):
+    """A state written by an older version lacks fields added since (lr_schedule, residual_scale):
+    they were trained with the defaults, so resuming must accept them."""
+    from mixdvae.dvae.train_state import load_train_state, save_train_state
+
+    train, val = boxes
+    cfg = TrainConfig(epochs=2, patience=5, **FAST)
+    train_dvae(_model(), train, val, cfg, tmp_path, progress=False)
+    path = tmp_path / "last_state.safetensors"
+    state = load_train_state(path)
+    state.train_config = {k: v for k, v in state.train_config.items() if k not in ("lr_schedule", "lr_min")}
+    state.architecture = {k: v for k, v in state.architecture.items() if k != "residual_scale"}
+    save_train_state(path, state)
+    result = train_dvae(_model(), train, val, TrainConfig(epochs=3, patience=5, **FAST), tmp_path,
+                        progress=False, resume=True)
+    assert result.epochs_run == 3
