@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["config_from_dict", "config_to_dict", "load_config_file", "load_config", "check_positive"]
+__all__ = ["config_from_dict", "config_to_dict", "config_with_overrides", "load_config_file", "load_config", "check_positive"]
 
 C = TypeVar("C")
 
@@ -110,6 +110,28 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], source: str = "confi
         raise ConfigError(f"{source}: {err}") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{source}: {err}") from err
+
+
+def config_with_overrides(cfg: C, data: Mapping[str, Any], source: str = "config") -> C:
+    """A copy of the dataclass ``cfg`` with the fields of ``data`` (a TOML table); a nested table
+    overrides only the fields it names of a nested config dataclass (e.g. ``[tracking.vem]``).
+
+    Raises:
+        ConfigError: as :func:`config_from_dict`, naming ``source`` and the nested table.
+    """
+    merged = {}
+    for key, value in data.items():
+        current = getattr(cfg, key, None)
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+            merged[key] = config_from_dict(type(current), {**_fields(current), **value}, f"{source} [{key}]")
+        else:
+            merged[key] = value
+    return config_from_dict(type(cfg), {**_fields(cfg), **merged}, source)
+
+
+def _fields(cfg: Any) -> dict[str, Any]:
+    """The field values of a dataclass instance, one level deep (nested configs stay objects)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

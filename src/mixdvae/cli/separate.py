@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixdvae.config import load_config_file
+from mixdvae.config import config_with_overrides, load_config_file
 from mixdvae.errors import ConfigError
 from mixdvae.separation.presets import METHODS, PRESETS, get_preset
 from mixdvae.utils.device import resolve_device
@@ -55,22 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from mixdvae.config import config_from_dict
-
     config = get_preset(args.preset)
     if args.config is not None:
         data = load_config_file(args.config)
-        table = data.get("separation", data)
-        merged = {}
-        for key, value in table.items():
-            current = getattr(config, key, None)
-            if isinstance(value, dict) and current is not None and hasattr(current, "__dataclass_fields__"):
-                base = {k: getattr(current, k) for k in current.__dataclass_fields__}
-                merged[key] = config_from_dict(type(current), {**base, **value}, f"{args.config} [{key}]")
-            else:
-                merged[key] = value
-        base = {k: getattr(config, k) for k in config.__dataclass_fields__}
-        config = config_from_dict(type(config), {**base, **merged}, str(args.config))
+        config = config_with_overrides(config, data.get("separation", data), str(args.config))
     if args.length is not None:
         config = replace(config, chunk_frames=args.length, overlap_frames=min(config.overlap_frames, max(0, args.length // 5)))
     if args.iterations is not None:

@@ -6,10 +6,10 @@ Each difference between the two is justified in docs/tracking.md by a figure of
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
-from mixdvae.config import config_from_dict
+from mixdvae.config import config_with_overrides
 from mixdvae.errors import ConfigError
 from mixdvae.inference.cv_prior import CVPriorOptions
 from mixdvae.inference.dvae_prior import DVAEPriorOptions
@@ -55,19 +55,7 @@ class TrackingConfig:
 
     def with_overrides(self, data: dict, source: str) -> "TrackingConfig":
         """A copy with the fields of ``data`` (a TOML table, nested tables for vem/dvae/cv)."""
-        merged = {}
-        for key, value in data.items():
-            current = getattr(self, key, None)
-            if isinstance(value, dict) and current is not None and hasattr(current, "__dataclass_fields__"):
-                merged[key] = config_from_dict(type(current), {**_asdict(current), **value}, f"{source} [{key}]")
-            else:
-                merged[key] = value
-        base = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        return config_from_dict(TrackingConfig, {**base, **merged}, source)
-
-
-def _asdict(cfg) -> dict:
-    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+        return config_with_overrides(self, data, source)
 
 
 REFERENCE = TrackingConfig(
