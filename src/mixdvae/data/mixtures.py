@@ -47,8 +47,6 @@ import dataclasses
 import logging
 import math
 import os
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -56,7 +54,7 @@ import numpy as np
 
 from mixdvae.data.audio import HOP, SAMPLE_RATE, frame_energy_db, frames_to_samples, list_audio_files, read_audio
 from mixdvae.errors import ConfigError, DataFormatError
-from mixdvae.utils.io import save_npz
+from mixdvae.utils.io import read_npz, save_npz
 
 __all__ = [
     "Mixtures",
@@ -362,29 +360,6 @@ def save_mixtures(path: str | os.PathLike, mix: Mixtures) -> Path:
     return save_npz(path, **arrays)
 
 
-def _read_npz(
-    path: Path, keys: Sequence[str], optional: Sequence[str] = (), what: str = "file"
-) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise DataFormatError(f"{path}: {what} not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataFormatError(f"{path}: not an .npz file ({first})") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{path}: not an .npz file (a single .npy array)")
-    with data:
-        missing = [k for k in keys if k not in data.files]
-        if missing:
-            raise DataFormatError(f"{path}: missing key '{missing[0]}'")
-        try:
-            return {k: data[k] for k in (*keys, *[o for o in optional if o in data.files])}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DataFormatError(f"{path}: unreadable .npz member ({first})") from err
-
-
 def load_mixtures(path: str | os.PathLike) -> Mixtures:
     """Read and validate a mixtures ``.npz`` written by :func:`save_mixtures`.
 
@@ -394,7 +369,7 @@ def load_mixtures(path: str | os.PathLike) -> Mixtures:
             samples, or a mixture that is not the sum of its sources.
     """
     path = Path(path)
-    a = _read_npz(path, _KEYS, what="mixtures file")
+    a = read_npz(path, _KEYS, what="mixtures file")
     _validate(str(path), a)
     return Mixtures(
         mixture=a["mixture"].astype(np.float32),
@@ -452,7 +427,7 @@ def load_estimates(path: str | os.PathLike) -> Estimates:
         DataFormatError: not found, not an .npz, a missing key, wrong shapes or dtypes.
     """
     path = Path(path)
-    a = _read_npz(path, ("estimates", "source_names"), optional=("method",), what="estimates file")
+    a = read_npz(path, ("estimates", "source_names"), optional=("method",), what="estimates file")
     _validate_estimates(str(path), a)
     return Estimates(
         estimates=a["estimates"].astype(np.float32),

@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +46,7 @@ from mixdvae.data.boxes import box_iou, normalise_boxes
 from mixdvae.data.detector import SimulatedDetector, simulate_detections
 from mixdvae.data.mot import MotBoxes, read_sequence
 from mixdvae.errors import ConfigError, DataFormatError
-from mixdvae.utils.io import save_npz
+from mixdvae.utils.io import read_npz, save_npz
 
 __all__ = ["WindowSet", "match_detections", "make_windows", "save_windows", "load_windows", "MATCH_IOU"]
 
@@ -347,24 +346,7 @@ def load_windows(path: str | os.PathLike) -> WindowSet:
             that disagree, no windows (W = 0), non-finite gt, det_gt_index inconsistent with det.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: windows file not found")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataFormatError(f"{path}: not an .npz file ({first})") from err
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{path}: not an .npz file (a single .npy array)")
-    with data:
-        missing = [k for k in _KEYS if k not in data.files]
-        if missing:
-            raise DataFormatError(f"{path}: missing key '{missing[0]}'")
-        try:
-            arrays = {k: data[k] for k in _KEYS}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DataFormatError(f"{path}: unreadable .npz member ({first})") from err
+    arrays = read_npz(path, _KEYS, what="windows file")
     _validate(str(path), arrays, allow_empty=False)
     try:
         recipe = json.loads(str(arrays["recipe"]))

@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
-An interrupted run therefore never leaves a half-written file under the final name.
+An interrupted run therefore never leaves a half-written file under the final name. Also the one
+strict ``.npz`` reader the data files share (:func:`read_npz`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "save_npz", "write_text"]
+from mixdvae.errors import DataFormatError
+
+__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz"]
 
 
 def _umask() -> int:
@@ -65,3 +70,39 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
     return Path(path)
+
+
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def read_npz(
+    path: str | os.PathLike, keys: Sequence[str], optional: Sequence[str] = (), what: str = "file"
+) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` (all required) and those of ``optional`` that exist, read eagerly from an
+    .npz archive without pickles.
+
+    Raises:
+        DataFormatError: one line starting with the path: ``{what} not found``, not an .npz file
+            (or a single .npy array), ``missing key 'k'``, or an unreadable member.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: {what} not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as err:
+        raise DataFormatError(f"{path}: not an .npz file ({_first_line(err)})") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise DataFormatError(f"{path}: not an .npz file (a single .npy array)")
+    with data:
+        missing = [k for k in keys if k not in data.files]
+        if missing:
+            raise DataFormatError(f"{path}: missing key '{missing[0]}'")
+        try:
+            return {k: data[k] for k in (*keys, *[o for o in optional if o in data.files])}
+        except (*_NPZ_ERRORS, zlib.error) as err:
+            raise DataFormatError(f"{path}: unreadable .npz member ({_first_line(err)})") from err
