@@ -17,7 +17,6 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 
 from mixdvae.baselines.constant_velocity import constant_velocity_forecast
 from mixdvae.cli.evaluate_forecast import prior_forecast

@@ -17,7 +17,6 @@ of s_n through h_t. Two recursions:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 

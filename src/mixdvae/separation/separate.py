@@ -30,7 +30,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixdvae.data.audio import HOP, N_FFT, istft, stft
-from mixdvae.errors import ConfigError, DataFormatError
+from mixdvae.errors import ConfigError, DataFormatError, NumericalError
+from mixdvae.inference.spectral_steps import abs2
 from mixdvae.separation.presets import DEFAULT, METHODS, SeparationConfig
 
 __all__ = ["SeparationResult", "Separator", "chunk_starts", "crossfade_weights", "default_prior_weights"]
@@ -165,7 +166,7 @@ class Separator:
         from mixdvae.inference.spectral_vem import run_spectral_vem
 
         N = len(self.names)
-        power = mix.real ** 2 + mix.imag ** 2
+        power = abs2(mix)  # (B, T, F)
         if self.method in ("mixdvae", "deep-ar"):
             res = run_spectral_vem(mix, self.prior, self.config.vem, generator)
             masks = res.eta.permute(0, 3, 1, 2)  # (B, T, F, N) -> (B, N, T, F)
@@ -205,14 +206,15 @@ class Separator:
             raise DataFormatError("mixture: holds NaN or inf samples")
         B, L = x.shape
         N = len(self.names)
+        X = stft(x)  # (B, T_all, F)
+        T_all, F = X.shape[1:]
         refs = None
         if references is not None:
             r = torch.as_tensor(np.asarray(references, dtype=np.float32) if not torch.is_tensor(references) else references)
             if r.shape != (B, N, L):
                 raise DataFormatError(f"references: shape {tuple(r.shape)}, expected {(B, N, L)}")
-            refs = stft(r.to(self.device, torch.float32).reshape(B * N, L)).reshape(B, N, -1, stft(x[:1]).shape[-1])
-        X = stft(x)  # (B, T_all, F)
-        T_all, F = X.shape[1:]
+            # (B, N, L) -> (B * N, L) -> STFT (B * N, T_all, F) -> (B, N, T_all, F)
+            refs = stft(r.to(self.device, torch.float32).reshape(B * N, L)).reshape(B, N, T_all, F)
         chunk, overlap = self.config.chunk_frames, self.config.overlap_frames
         starts = chunk_starts(T_all, chunk, overlap)
         length = min(chunk, T_all)
@@ -252,7 +254,5 @@ class Separator:
             elbo = torch.cat([e[:iters] for e in elbo_parts], dim=1).cpu().numpy()
         waveforms = wav.detach().cpu().numpy().astype(np.float32)
         if not np.isfinite(waveforms).all():
-            from mixdvae.errors import NumericalError
-
             raise NumericalError(f"separation with '{self.method}' produced non-finite samples")
         return SeparationResult(self.names, self.method, waveforms, full, full_m, elbo, time.perf_counter() - t0)

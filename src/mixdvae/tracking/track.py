@@ -25,7 +25,7 @@ from mixdvae.dvae.weights import load_weights, shipped_weights
 from mixdvae.errors import ConfigError
 from mixdvae.inference.cv_prior import ConstantVelocityPrior
 from mixdvae.inference.dvae_prior import DVAESourcePrior
-from mixdvae.inference.vem import VEMConfig, run_vem
+from mixdvae.inference.vem import run_vem
 from mixdvae.tracking.init import anchor_init, first_detection_anchors, kalman_init
 from mixdvae.tracking.observation import BoxObservationModel, box_scale
 from mixdvae.tracking.presets import TrackingConfig
