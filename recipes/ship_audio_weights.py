@@ -9,8 +9,6 @@ python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from mixdvae.dvae.checkpoint import load_dvae
 from mixdvae.dvae.heads import itakura_saito
 from mixdvae.metrics.audio import pesq_wb, si_sdr
 from mixdvae.utils.io import write_json
+from ship_weights import install_best  # recipes/ is this script's folder, so on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "data" / "audio"
@@ -74,15 +73,10 @@ def main(names: list[str]) -> int:
     torch.set_num_threads(1)
     for name in names or list(RUNS):
         config, train, val, kind = RUNS[name]
-        run = ROOT / "runs" / name
-        if not (run / "best.safetensors").is_file():
-            print(f"skip {name}: {run}/best.safetensors not found")
+        shipped = install_best(name)
+        if shipped is None:
             continue
-        dest = ROOT / "src/mixdvae/weights" / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run / "best.safetensors", dest.with_suffix(".safetensors"))
-        shutil.copyfile(run / "best.json", dest.with_suffix(".json"))
-        card = json.loads((run / "best.json").read_text())
+        dest, card = shipped
         model = load_dvae(dest.with_suffix(".safetensors"))
         files = heldout_files(kind)
         card["command"] = (f"mixdvae train --config {config} --data {train} {val} --out runs/{name}  "

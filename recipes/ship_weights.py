@@ -27,19 +27,28 @@ RUNS = {
 }
 
 
+def install_best(name: str) -> tuple[Path, dict] | None:
+    """Copy runs/NAME/best.{safetensors,json} to src/mixdvae/weights/NAME.*; return the destination
+    (without suffix) and the card to complete, or None (with a message) if the run has no best weights."""
+    run = ROOT / "runs" / name
+    if not (run / "best.safetensors").is_file():
+        print(f"skip {name}: {run}/best.safetensors not found")
+        return None
+    dest = ROOT / "src/mixdvae/weights" / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "best.safetensors", dest.with_suffix(".safetensors"))
+    shutil.copyfile(run / "best.json", dest.with_suffix(".json"))
+    return dest, json.loads((run / "best.json").read_text())
+
+
 def main(names: list[str]) -> int:
     test = load_trajectories(ROOT / "src/mixdvae/assets/heldout_trajectories.npz").boxes
     for name in names or list(RUNS):
         config, train, val, encoding = RUNS[name]
-        run = ROOT / "runs" / name
-        if not (run / "best.safetensors").is_file():
-            print(f"skip {name}: {run}/best.safetensors not found")
+        shipped = install_best(name)
+        if shipped is None:
             continue
-        dest = ROOT / "src/mixdvae/weights" / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run / "best.safetensors", dest.with_suffix(".safetensors"))
-        shutil.copyfile(run / "best.json", dest.with_suffix(".json"))
-        card = json.loads((run / "best.json").read_text())
+        dest, card = shipped
         boxes = test if encoding == "normalised" else to_reference_encoding(
             denormalise_boxes(test.astype(np.float64), REFERENCE_IMAGE_SIZE)).astype(np.float32)
         model = load_dvae(dest.with_suffix(".safetensors"))
