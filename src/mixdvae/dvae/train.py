@@ -152,14 +152,6 @@ class TrainResult:
     plot_path: Path
 
 
-def _required(config: Any) -> dict[str, Any]:
-    """The fields of a config dataclass that have no default (none today: every DVAEConfig field has one)."""
-    import dataclasses
-
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-
-
 def learning_rate(config: TrainConfig, epoch: int) -> float:
     """lr of epoch e: constant, or lr_min + (lr - lr_min) (1 + cos(pi e / epochs)) / 2 (cosine)."""
     if config.lr_schedule == "constant":
@@ -362,7 +354,7 @@ def train_dvae(
     if resume:
         state = load_train_state(paths["state"])
         # a run saved before a field existed was trained with that field's default
-        state.architecture = {**config_to_dict(type(model.config)(**_required(model.config))), **state.architecture}
+        state.architecture = {**config_to_dict(type(model.config)()), **state.architecture}
         state.train_config = {**config_to_dict(TrainConfig()), **state.train_config}
         check_resumable(state, config_to_dict(model.config), config_to_dict(config), data, paths["state"],
                         may_change=_RESUMABLE_CHANGES)
