@@ -24,6 +24,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
+from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
 __all__ = ["DVAEPriorOptions", "DVAESourcePrior"]
@@ -73,10 +74,15 @@ class DVAEPriorOptions:
 class DVAESourcePrior:
     """E-Z + E-S with a shared pretrained DVAE for all N sources (run as a batch of B*N sequences).
 
-    ``anchor`` (B, N, D) is used only with ``anchor_first_frame``.
+    ``anchor`` (B, N, D) is used only with ``anchor_first_frame``. ``fused``: run the two
+    sequential loops (E-Z encoder, E-S filter) with :class:`FusedSRNN` where it supports the model
+    (same quantities, a third of the tensor operations); False forces the generic module path.
     """
 
-    def __init__(self, model: DVAE, options: DVAEPriorOptions = DVAEPriorOptions(), anchor: Tensor | None = None):
+    def __init__(
+        self, model: DVAE, options: DVAEPriorOptions = DVAEPriorOptions(), anchor: Tensor | None = None,
+        fused: bool | FusedSRNN = True,
+    ):
         if not hasattr(model, "h_step") or not hasattr(model, "decode_from_h"):
             raise ConfigError(
                 f"a '{model.family}' DVAE cannot drive the VEM (it needs a forward state driven by x: srnn or deep_ar)"
@@ -86,19 +92,31 @@ class DVAESourcePrior:
             p.requires_grad_(False)
         self.options = options
         self.anchor = anchor
+        if fused is True:
+            fused = FusedSRNN(model) if FusedSRNN.supports(model) else False
+        self.fused: FusedSRNN | None = fused or None
+        # h_t = LSTM(m_{t-1}) of the last forward filter, keyed by the q(s) mean it returned: the
+        # next E-Z encodes exactly that mean, so its deterministic_h pass is the filter's own h.
+        self._filter_h: tuple[Tensor, Tensor] | None = None
 
     def with_anchor(self, anchor: Tensor) -> "DVAESourcePrior":
-        return DVAESourcePrior(self.model, self.options, anchor)
+        return DVAESourcePrior(self.model, self.options, anchor, self.fused or False)
 
     # -------------------------------------------------------------- E-Z
-    def _e_step_z(self, xbar: Tensor, s_var: Tensor, generator) -> tuple[Tensor, Gauss | None]:
-        """z (BN, T, Z) and q(z) from the encoder on the posterior means, optionally refined."""
+    def _e_step_z(self, xbar: Tensor, s_var: Tensor, generator, h: Tensor | None = None) -> tuple[Tensor, Gauss | None]:
+        """z (BN, T, Z) and q(z) from the encoder on the posterior means, optionally refined.
+        ``h``: deterministic_h(xbar) when the caller already has it."""
         model = self.model
         if model.z_dim == 0:
             return xbar.new_zeros(*xbar.shape[:2], 0), None
         with torch.no_grad():
-            h = model.deterministic_h(xbar)
-            z, q = model.encode_from_features(model.encoder_features(xbar, h), self.options.sample_z, generator)
+            h = model.deterministic_h(xbar) if h is None else h
+            feats = model.encoder_features(xbar, h)
+            if self.fused is not None and not self.options.sample_z:
+                q = self.fused.encode_means(feats)
+                z = q.mean
+            else:
+                z, q = model.encode_from_features(feats, self.options.sample_z, generator)
         if self.options.ez_steps == 0:
             return z, q
         mean = q.mean.clone().requires_grad_(True)
@@ -123,6 +141,8 @@ class DVAESourcePrior:
         """The forward recursion: prior from the DVAE driven by the posterior means, then the
         product with the observation messages.  (BN, T, D) -> m, v, mu, sigma2 (BN, T, D), h (BN, T, H)."""
         model, opts = self.model, self.options
+        if self.fused is not None and not (opts.anchor_first_frame and anchor is not None):
+            return self.fused.filter(z, prec, info, extra_var, opts.min_var, opts.predictive)
         BN, T, D = prec.shape
         state, u = None, None
         means, variances, mus, sig2s, hs = [], [], [], [], []
@@ -184,8 +204,11 @@ class DVAESourcePrior:
             if torch.is_tensor(extra_var):
                 extra_var = torch.cat([extra_var, extra_var])
         with torch.enable_grad():
-            z, qz = self._e_step_z(xbar, sbar, generator)
+            cached = self._filter_h
+            h_prev = cached[1] if cached is not None and cached[0] is q_prev.mean and not opts.smoother else None
+            z, qz = self._e_step_z(xbar, sbar, generator, h_prev)
         m, v, mu, sig2, hs = self._filter(z, prec, info, anchor, extra_var)
+        reusable = not opts.smoother and not (opts.anchor_first_frame and anchor is not None)
         if opts.smoother:
             BN = B * N
             mu_b, sig2_b = torch.flip(mu[BN:], dims=[1]), torch.flip(sig2[BN:], dims=[1])
@@ -197,7 +220,10 @@ class DVAESourcePrior:
         # E_q[log p(s_t | h_t, z_t)] + H[q(s_t)]
         elbo = (-0.5 * (torch.log(2 * math.pi * sig2) + ((m - mu) ** 2 + v) / sig2) + 0.5 * torch.log(2 * math.pi * math.e * v)).sum(dim=(1, 2))
         if qz is not None:
-            pz = self.model.prior_from_h(hs, shift_right(z))
+            prior_z = self.model.prior_from_h if self.fused is None else self.fused.prior_z
+            pz = prior_z(hs, shift_right(z))
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
         unflat = lambda x: x.reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731
-        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1)
+        q = Gauss(unflat(m), unflat(v))
+        self._filter_h = (q.mean, hs) if reusable else None
+        return q, elbo.reshape(B, N).sum(1)

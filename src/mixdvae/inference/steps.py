@@ -43,11 +43,10 @@ def expected_log_likelihood(o: Tensor, obs_var: Tensor, s: Gauss) -> Tensor:
     Missing observations (NaN) give NaN rows; callers mask them.
     Shape: o (B, T, K, D), obs_var (B, T, K, D), s (B, T, N, D) -> (B, T, K, N)
     """
-    o_ = o[:, :, :, None, :]  # (B, T, K, 1, D)
-    phi = obs_var[:, :, :, None, :]
-    m = s.mean[:, :, None, :, :]  # (B, T, 1, N, D)
-    sig = s.var[:, :, None, :, :]
-    return -0.5 * (torch.log(2 * math.pi * phi) + ((o_ - m) ** 2 + sig) / phi).sum(-1)
+    log_det = torch.log(2 * math.pi * obs_var).sum(-1)  # (B, T, K)
+    quad = o[:, :, :, None, :] - s.mean[:, :, None, :, :]  # (B, T, K, N, D)
+    quad.square_().add_(s.var[:, :, None, :, :]).div_(obs_var[:, :, :, None, :])
+    return quad.sum(-1).add_(log_det[..., None]).mul_(-0.5)
 
 
 def e_step_w(

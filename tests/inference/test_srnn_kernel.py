@@ -1,0 +1,137 @@
+"""The fused SRNN recursions compute what the SRNN's own modules compute, for every option they
+support, and the prior falls back to the modules for what they do not."""
+
+import pytest
+import torch
+
+from mixdvae.dvae import DVAEConfig, build_dvae
+from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.weights import load_weights, shipped_weights
+from mixdvae.inference.dvae_prior import DVAEPriorOptions, DVAESourcePrior
+from mixdvae.inference.srnn_kernel import FusedSRNN
+from mixdvae.inference.steps import e_step_s
+
+
+def _model(**overrides):
+    base = dict(family="srnn", x_dim=4, z_dim=3, dense_x=[16], rnn_dim=12, dense_enc=[10, 6],
+                dense_prior=[10, 6], dense_dec=[8], encoder="causal")
+    base.update(overrides)
+    model = build_dvae(DVAEConfig(**base), seed=3).double()
+    with torch.no_grad():  # larger weights than the default init, so that tanh saturates somewhere
+        for p in model.parameters():
+            p.mul_(2.0)
+    return model.eval()
+
+
+def _inputs(B=6, T=15, D=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mean = 0.5 + 0.1 * torch.cumsum(torch.randn(B, T, D, generator=g, dtype=torch.float64), 1)
+    prec = torch.rand(B, T, D, generator=g, dtype=torch.float64) * 50
+    prec[:, 3] = 0  # a frame without observations
+    info = prec * (mean + 0.05 * torch.randn(B, T, D, generator=g, dtype=torch.float64))
+    return mean, prec, info
+
+
+def _generic_filter(model, z, prec, info, extra_var, min_var, predictive):
+    """The recursion written with the model's modules, independently of both implementations."""
+    B, T, D = prec.shape
+    state, u = None, None
+    outs = []
+    for t in range(T):
+        base = model.residual_base(u, None if state is None else state[2])
+        h, state = model.h_step(u, state, B)
+        zt = z[:, t]
+        if predictive:
+            zt = model.prior_from_h(h, z[:, t - 1] if t > 0 else torch.zeros_like(zt)).mean
+        p = model.decode_from_h(h, zt, base)
+        prior = Gauss(p.mean, p.var.clamp_min(min_var) + extra_var)
+        post = e_step_s(prior, prec[:, t], info[:, t])
+        u = post.mean
+        outs.append((post.mean, post.var, prior.mean, prior.var, h))
+    return [torch.stack(x, 1) for x in zip(*outs)]
+
+
+CONFIGS = [
+    dict(),
+    dict(input_transform="delta", delta_scale=100.0, residual=True, residual_velocity=True, residual_scale=0.01),
+    dict(input_transform="delta", residual=True, residual_velocity=False),
+    dict(encoder="backward", dense_g=[8], g_dim=5),
+    dict(dense_x=[], input_transform="delta"),
+]
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["plain", "delta-velocity", "delta-residual", "backward", "no-dense-x"])
+@pytest.mark.parametrize("predictive", [True, False])
+def test_fused_filter_equals_the_module_recursion(overrides, predictive):
+    model = _model(**overrides)
+    assert FusedSRNN.supports(model)
+    fused = FusedSRNN(model)
+    mean, prec, info = _inputs()
+    z = torch.randn(mean.shape[0], mean.shape[1], model.z_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    extra = 0.01 * torch.rand(mean.shape[0], 4, dtype=torch.float64)
+    got = fused.filter(z, prec, info, extra, 1e-8, predictive)
+    want = _generic_filter(model, z, prec, info, extra, 1e-8, predictive)
+    for name, a, b in zip(("m", "v", "mu", "sigma2", "h"), got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=f"{name} differs")
+
+
+@pytest.mark.parametrize("overrides", CONFIGS[:4], ids=["plain", "delta-velocity", "delta-residual", "backward"])
+def test_fused_encoder_and_prior_equal_the_modules(overrides):
+    model = _model(**overrides)
+    fused = FusedSRNN(model)
+    mean, _, _ = _inputs()
+    h = model.deterministic_h(mean)
+    feats = model.encoder_features(mean, h)
+    z, q = model.encode_from_features(feats, sample=False)
+    got = fused.encode_means(feats)
+    torch.testing.assert_close(got.mean, q.mean, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(got.mean, z, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(got.var, q.var, rtol=1e-9, atol=1e-12)
+    z_prev = torch.roll(z, 1, dims=1)
+    want, have = model.prior_from_h(h, z_prev), fused.prior_z(h, z_prev)
+    torch.testing.assert_close(have.mean, want.mean, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(have.var, want.var, rtol=1e-9, atol=1e-12)
+
+
+def test_filter_h_is_the_deterministic_h_of_its_means():
+    """What lets E-Z reuse the last filter's h instead of a second LSTM pass."""
+    model = _model(input_transform="delta", residual=True, residual_velocity=True)
+    mean, prec, info = _inputs()
+    z = torch.zeros(mean.shape[0], mean.shape[1], model.z_dim, dtype=torch.float64)
+    m, _, _, _, h = FusedSRNN(model).filter(z, prec, info, 0.0, 1e-8, True)
+    torch.testing.assert_close(h, model.deterministic_h(m), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("options", [
+    DVAEPriorOptions(extra_std=0.3, predictive=True),
+    DVAEPriorOptions(),
+    DVAEPriorOptions(smoother=True, extra_std=0.1),
+    DVAEPriorOptions(anchor_first_frame=True, sample_z=True),
+], ids=["default", "plain", "smoother", "reference"])
+def test_shipped_prior_e_step_is_the_same_fused_or_not_over_iterations(options):
+    model = load_weights(shipped_weights("motion_srnn"))
+    B, T, N, D = 4, 20, 3, 4
+    g = torch.Generator().manual_seed(0)
+    start = torch.rand(B, 1, N, 2, generator=g) * 0.7
+    s = torch.cat([start, start + 0.1], -1) + torch.cumsum(0.002 * torch.randn(B, T, N, D, generator=g), 1)
+    prec = torch.full((B, T, N, D), 1e5)
+    info = prec * (s + 0.002 * torch.randn(B, T, N, D, generator=g))
+    fused = DVAESourcePrior(model, options, s[:, 0])
+    plain = DVAESourcePrior(model, options, s[:, 0], fused=False)
+    assert fused.fused is not None and plain.fused is None
+    qa = qb = Gauss(s, torch.full_like(s, 1e-5))
+    for _ in range(3):  # later iterations reuse the filter's h in E-Z
+        ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        qa, ea = fused.e_step(prec, info, qa, ga)
+        qb, eb = plain.e_step(prec, info, qb, gb)
+        torch.testing.assert_close(qa.mean, qb.mean, rtol=0, atol=1e-4)  # float32: 0.2 px at 1920
+        torch.testing.assert_close(qa.var, qb.var, rtol=1e-2, atol=0)
+        torch.testing.assert_close(ea, eb, rtol=1e-4, atol=1e-2)
+
+
+def test_unsupported_models_use_the_module_path():
+    relu = _model(activation="relu")
+    assert not FusedSRNN.supports(relu)
+    assert DVAESourcePrior(relu).fused is None
+    deep_ar = build_dvae(DVAEConfig(family="deep_ar", x_dim=4, dense_x=[8], rnn_dim=8, dense_dec=[8]), seed=0)
+    assert not FusedSRNN.supports(deep_ar)
