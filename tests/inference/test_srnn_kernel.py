@@ -135,3 +135,16 @@ def test_unsupported_models_use_the_module_path():
     assert DVAESourcePrior(relu).fused is None
     deep_ar = build_dvae(DVAEConfig(family="deep_ar", x_dim=4, dense_x=[8], rnn_dim=8, dense_dec=[8]), seed=0)
     assert not FusedSRNN.supports(deep_ar)
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["plain", "delta-velocity", "delta-residual", "backward", "no-dense-x"])
+def test_fused_batched_decoder_equals_the_module(overrides):
+    model = _model(**overrides)
+    fused = FusedSRNN(model)
+    mean, _, _ = _inputs()
+    h = model.deterministic_h(mean)
+    z = torch.randn(*mean.shape[:2], model.z_dim, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    base = model.residual_base_seq(mean)
+    want, have = model.decode_from_h(h, z, base), fused.decode(h, z, base)
+    torch.testing.assert_close(have.mean, want.mean, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(have.var, want.var, rtol=1e-9, atol=1e-12)

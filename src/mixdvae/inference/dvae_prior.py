@@ -24,6 +24,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
+from mixdvae.inference.lgssm import cv_smoother
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -51,6 +52,17 @@ class DVAEPriorOptions:
             information from frame t itself. The reference decodes the E-Z latent z_t, which the
             encoder inferred from the previous estimate of s_t: the "prior" then mostly
             reconstructs the previous iteration and the VEM hardly moves from its initialisation.
+        posterior: how E-S combines the prior with the observations. ``filter`` (reference): the
+            forward recursion above, q(s_t) from frames <= t only. ``kalman``: the DVAE is
+            linearised along the previous posterior means m: its one-step prediction becomes a
+            velocity change u_t ~ N(a_t, sigma2_t + (extra_std size)^2) with
+            a_t = mu_t(m_{<t}) - (2 m_{t-1} - m_{t-2}), in a constant-velocity state-space model
+            [s_t, v_t]; q(s) is then that model's exact posterior given all frames (Kalman filter
+            and RTS smoother, :func:`mixdvae.inference.lgssm.cv_smoother`), i.e. an iterated
+            extended smoother: the DVAE supplies the dynamics, inference uses past and future.
+        kalman_acc_std, kalman_init_std, kalman_vel_std: with ``kalman``, the floor on the
+            acceleration noise and the initial position and velocity spreads, relative to the box
+            size (as the VKF prior's acc_std, init_std, vel_std).
     """
 
     sample_z: bool = False
@@ -61,8 +73,19 @@ class DVAEPriorOptions:
     extra_std: float = 0.0
     smoother: bool = False
     predictive: bool = False
+    posterior: str = "filter"
+    kalman_acc_std: float = 0.005
+    kalman_init_std: float = 0.5
+    kalman_vel_std: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.posterior not in ("filter", "kalman"):
+            raise ConfigError(f"DVAEPriorOptions.posterior = {self.posterior!r}: expected 'filter' or 'kalman'")
+        if self.posterior == "kalman" and (self.smoother or self.anchor_first_frame):
+            raise ConfigError("DVAEPriorOptions.posterior = 'kalman' already smooths: it excludes smoother and anchor_first_frame")
+        for name in ("kalman_acc_std", "kalman_init_std", "kalman_vel_std"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"DVAEPriorOptions.{name} = {getattr(self, name)}: must be > 0")
         if not self.extra_std >= 0:
             raise ConfigError(f"DVAEPriorOptions.extra_std = {self.extra_std}: must be >= 0")
         if self.ez_steps < 0:
@@ -203,6 +226,8 @@ class DVAESourcePrior:
                 anchor = torch.cat([anchor, xbar[B * N:, 0]])
             if torch.is_tensor(extra_var):
                 extra_var = torch.cat([extra_var, extra_var])
+        if opts.posterior == "kalman":
+            return self._e_step_kalman(xbar, sbar, prec, info, anchor, extra_var, generator, (B, N, T, D))
         with torch.enable_grad():
             cached = self._filter_h
             h_prev = cached[1] if cached is not None and cached[0] is q_prev.mean and not opts.smoother else None
@@ -227,3 +252,46 @@ class DVAESourcePrior:
         q = Gauss(unflat(m), unflat(v))
         self._filter_h = (q.mean, hs) if reusable else None
         return q, elbo.reshape(B, N).sum(1)
+
+    def _e_step_kalman(self, xbar, sbar, prec, info, anchor, extra_var, generator, shape) -> tuple[Gauss, Tensor]:
+        """E-S with the DVAE linearised along the previous means (``posterior = "kalman"``).
+
+        Shape: xbar, sbar, prec, info (BN, T, D), anchor (BN, D) or None -> Gauss (B, T, N, D), (B,)
+        """
+        B, N, T, D = shape
+        model, opts = self.model, self.options
+        h = model.deterministic_h(xbar)
+        with torch.enable_grad():
+            z, qz = self._e_step_z(xbar, sbar, generator, h)
+        prior_z = model.prior_from_h if self.fused is None else self.fused.prior_z
+        z_prev = shift_right(z)
+        pz = prior_z(h, z_prev) if z.shape[-1] > 0 else None
+        z_dec = pz.mean if (opts.predictive and pz is not None) else z
+        decode = model.decode_from_h if self.fused is None else self.fused.decode
+        pred = decode(h, z_dec, model.residual_base_seq(xbar))  # mu_t(m_{<t}), (BN, T, D)
+        cv = shift_right(xbar)
+        cv[:, 2:] = 2 * xbar[:, 1:-1] - xbar[:, :-2]  # 2 m_{t-1} - m_{t-2}; m_0 at t = 1
+        offset = (pred.mean - cv).transpose(1, 2)  # (BN, D, T); index 0 unused
+        extra = extra_var[:, None, :] if torch.is_tensor(extra_var) else extra_var
+        step_var = (pred.var.clamp_min(opts.min_var) + extra).transpose(1, 2)  # (BN, D, T)
+        first = xbar[:, 0] if anchor is None else anchor
+        w = (first[:, 2] - first[:, 0]).abs().clamp_min(1e-3)
+        hh = (first[:, 3] - first[:, 1]).abs().clamp_min(1e-3)
+        size = torch.stack([w, hh, w, hh], dim=-1)  # (BN, D)
+        # float64: the step noise is rank one ([[1, 1], [1, 1]]) and may dwarf the acceleration floor,
+        # which leaves the predicted 2x2 covariances too close to singular for float32.
+        f64 = lambda x: x.to(torch.float64)  # noqa: E731
+        lam, inf = f64(prec.transpose(1, 2)), f64(info.transpose(1, 2))  # (BN, D, T)
+        res = cv_smoother(lam, inf, f64(opts.kalman_acc_std * size) ** 2, f64(first), f64(opts.kalman_init_std * size) ** 2,
+                          f64(opts.kalman_vel_std * size) ** 2, offset=f64(offset), q_step=f64(step_var).clamp_max(1e4))
+        m, v = res.mean_p, res.var_p
+        # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
+        observed = lam > 0
+        y = torch.where(observed, inf / torch.where(observed, lam, torch.ones_like(lam)), torch.zeros_like(inf))
+        expected_factor = torch.where(observed, -0.5 * lam * ((m - y) ** 2 + v), torch.zeros_like(m)).sum(dim=(1, 2))
+        elbo = (res.log_norm_centred.sum(dim=1) - expected_factor).to(xbar.dtype)
+        m, v = m.to(xbar.dtype), v.to(xbar.dtype)
+        if qz is not None and pz is not None:
+            elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
+        unflat = lambda x: x.transpose(1, 2).reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731  (BN, D, T) -> (B, T, N, D)
+        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1)

@@ -80,15 +80,22 @@ def cv_process_cov(q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return q / 3.0, q / 2.0, q
 
 
-def _predict(x: _Gauss2, q: Tensor) -> _Gauss2:
-    """p(x_t | g_{1:t-1}) = N(A m, A P A^T + Q).
+def _predict(x: _Gauss2, q: Tensor, offset: Tensor | None = None, q_step: Tensor | None = None) -> _Gauss2:
+    """p(x_t | g_{1:t-1}) = N(A m + a_t [1, 1], A P A^T + Q + r_t [[1, 1], [1, 1]]).
 
-    A m = [p + v, v];  A P A^T = [[pp + 2 pv + vv, pv + vv], [pv + vv, vv]].
+    A m = [p + v, v];  A P A^T = [[pp + 2 pv + vv, pv + vv], [pv + vv, vv]]. The optional offset a_t
+    and step variance r_t model a velocity change u_t ~ N(a_t, r_t) applied in frame t
+    (v_t = v_{t-1} + u_t, p_t = p_{t-1} + v_t): a known acceleration and its uncertainty.
     """
     q_pp, q_pv, q_vv = cv_process_cov(q)
+    if q_step is not None:
+        q_pp, q_pv, q_vv = q_pp + q_step, q_pv + q_step, q_vv + q_step
+    p, v = x.p + x.v, x.v
+    if offset is not None:
+        p, v = p + offset, v + offset
     return _Gauss2(
-        p=x.p + x.v,
-        v=x.v,
+        p=p,
+        v=v,
         pp=x.pp + 2.0 * x.pv + x.vv + q_pp,
         pv=x.pv + x.vv + q_pv,
         vv=x.vv + q_vv,
@@ -174,11 +181,16 @@ def cv_smoother(
     mu0: Tensor | float,
     var0_p: Tensor | float,
     var0_v: Tensor | float,
+    offset: Tensor | None = None,
+    q_step: Tensor | None = None,
 ) -> SmootherResult:
     """Posterior marginals and log normaliser of the constant-velocity model given p-factors g_t.
 
-        p(x_{1:T} | g) ∝ N(x_1; [mu0, 0], diag(var0_p, var0_v)) prod_t N(x_t; A x_{t-1}, Q)
+        p(x_{1:T} | g) ∝ N(x_1; [mu0, 0], diag(var0_p, var0_v)) prod_t N(x_t; A x_{t-1} + a_t [1, 1], Q + r_t [[1, 1], [1, 1]])
                          prod_t exp(info_t p_t - lam_t p_t^2 / 2)
+
+    with a_t = r_t = 0 unless ``offset`` / ``q_step`` are given (a velocity change u_t ~ N(a_t, r_t)
+    in frame t, e.g. a DVAE's predicted acceleration and its variance).
 
     Forward Kalman filter (log Z = sum_t log of each update's normaliser), then RTS smoother.
 
@@ -189,6 +201,7 @@ def cv_smoother(
         q: acceleration variance per frame (> 0; q = 0 is allowed for a rigid line if var0_p, var0_v > 0).
         mu0: prior mean of p_1 (the prior mean of v_1 is 0).
         var0_p, var0_v: prior variances of p_1 and v_1 (> 0).
+        offset, q_step: (..., T) or None: a_t and r_t >= 0 of the transition into frame t (index 0 unused).
 
     Returns:
         :class:`SmootherResult`; dtype and device of ``lam``.
@@ -224,9 +237,13 @@ def cv_smoother(
     filts: list[_Gauss2] = []
     log_norm = zero
     log_norm_c = zero
+    if offset is not None:
+        offset = torch.as_tensor(offset, **like).expand(*batch, T)
+    if q_step is not None:
+        q_step = torch.as_tensor(q_step, **like).expand(*batch, T)
     for t in range(T):
         if t > 0:
-            x = _predict(x, q)
+            x = _predict(x, q, None if offset is None else offset[..., t], None if q_step is None else q_step[..., t])
         preds.append(x)
         x, c, c_centred = _condition_on(x, lam[..., t], info[..., t])
         filts.append(x)

@@ -145,6 +145,23 @@ class FusedSRNN:
             and len(c.dense_dec) > 0
         )
 
+    # ------------------------------------------------------------------ sequence passes
+    def decode(self, h: Tensor, z: Tensor, base: Tensor | None) -> Gauss:
+        """p(x_t | h_t, z_t) for all t at once (the SRNN's ``decode_from_h``): mean base_t +
+        residual_scale f_mu, variance f_sigma2.
+
+        Shape: h (B, T, H), z (B, T, Z), base (B, T, D) or None -> Gauss (B, T, D)
+        """
+        P, D = self.prior_size, self.x_dim
+        y = torch.sigmoid(h @ self.w_h[P:].T + z @ self.w_dec_z.T + self.b_h[P:, 0])
+        for a, b in self.dec_layers:
+            y = torch.sigmoid(y @ a.T + b[:, 0])
+        head = y @ self.w_xhead.T + self.b_xhead[:, 0]
+        mean = head[..., :D]
+        if self.residual and base is not None:
+            mean = mean + base
+        return Gauss(mean, torch.exp(head[..., D:]))
+
     # ------------------------------------------------------------------ p(z)
     def prior_z(self, h: Tensor, z_prev: Tensor) -> Gauss:
         """p(z_t | h_t, z_{t-1}) for all t at once (the SRNN's ``prior_from_h``).
