@@ -200,3 +200,36 @@ def test_cuda_matches_cpu():
     assert gpu.mean_p.device.type == "cuda"
     for field in cpu._fields:
         torch.testing.assert_close(getattr(gpu, field).cpu(), getattr(cpu, field))
+
+
+def test_offsets_and_step_noise_match_the_dense_posterior():
+    """x_t = A x_{t-1} + a_t [1, 1] + w_t with Cov(w_t) = Q + r_t [[1, 1], [1, 1]]: the DVAE-linearised
+    model of posterior='kalman'. Oracle: the dense joint Gaussian built by the same recursion."""
+    rng = np.random.default_rng(7)
+    T = 7
+    lam, info, params = _random_problem(rng, T, [2, 3])
+    offset = rng.normal(0, 0.01, T)
+    r = rng.uniform(1e-4, 1e-2, T)
+    Q = params["q"] * np.array([[1 / 3, 1 / 2], [1 / 2, 1.0]])
+    ones = np.ones((2, 2))
+    means, covs = [np.array([params["mu0"], 0.0])], [np.diag([params["var0_p"], params["var0_v"]])]
+    for t in range(1, T):
+        means.append(A @ means[-1] + offset[t])
+        covs.append(A @ covs[-1] @ A.T + Q + r[t] * ones)
+    sigma = np.zeros((2 * T, 2 * T))
+    for s in range(T):
+        block = covs[s]
+        for t in range(s, T):
+            sigma[2 * t:2 * t + 2, 2 * s:2 * s + 2] = block
+            sigma[2 * s:2 * s + 2, 2 * t:2 * t + 2] = block.T
+            block = A @ block
+    mu = np.concatenate(means)
+    H = np.zeros((T, 2 * T))
+    H[np.arange(T), 2 * np.arange(T)] = 1.0
+    prec = np.linalg.inv(sigma) + H.T @ np.diag(lam) @ H
+    cov = np.linalg.inv(prec)
+    mean = cov @ (np.linalg.inv(sigma) @ mu + H.T @ info)
+    res = cv_smoother(torch.tensor(lam), torch.tensor(info), **params, offset=torch.tensor(offset), q_step=torch.tensor(r))
+    np.testing.assert_allclose(res.mean_p.numpy(), mean[0::2], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.mean_v.numpy(), mean[1::2], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.var_p.numpy(), np.diag(cov)[0::2], rtol=1e-7, atol=1e-12)
