@@ -81,6 +81,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} should be a string")
         return value
     if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):  # an already-built nested config (config_with_overrides passes them)
+            return value
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: should be a table of {hint.__name__} fields")
         return config_from_dict(hint, value, source=where)

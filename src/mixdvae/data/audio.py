@@ -13,6 +13,7 @@ Conventions (reference-implementation.md section 5.3, SPEC.md section 5):
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -97,6 +98,14 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         raise DataFormatError(f"{path}: non-finite sample (NaN or inf) at sample {first}")
     if not np.any(data):
         raise DataFormatError(f"{path}: silent audio (all {num_samples} samples are zero)")
+    g = math.gcd(int(file_rate), int(sample_rate))
+    up, down = int(sample_rate) // g, int(file_rate) // g
+    length = -(-num_samples * up // down)  # ceil(L up / down): what resample_poly returns
+    if length < N_FFT:  # checked before any warning, so that the error is the only line
+        raise DataFormatError(
+            f"{path}: {length} samples at {sample_rate} Hz, shorter than one STFT frame ({N_FFT})"
+            + ("" if up == down else f" ({num_samples} samples at {file_rate} Hz)")
+        )
     if channels > 1:
         logger.warning("%s: %d channels, mixed down to mono (channel mean)", path, channels)
         x = data.mean(axis=1)
@@ -105,14 +114,9 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     if file_rate != sample_rate:
         from scipy.signal import resample_poly
 
-        g = math.gcd(int(file_rate), int(sample_rate))
         logger.warning("%s: sample rate %d Hz, resampled to %d Hz", path, file_rate, sample_rate)
-        x = resample_poly(x.astype(np.float64), sample_rate // g, int(file_rate) // g)
+        x = resample_poly(x.astype(np.float64), up, down)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.shape[0] < N_FFT:
-        raise DataFormatError(
-            f"{path}: {x.shape[0]} samples at {sample_rate} Hz, shorter than one STFT frame ({N_FFT})"
-        )
     clipped = int(np.count_nonzero(np.abs(x) >= 1.0))
     if clipped > _CLIP_WARN_FRACTION * x.shape[0]:
         logger.warning("%s: %d of %d samples are clipped (|x| >= 1)", path, clipped, x.shape[0])
@@ -264,17 +268,22 @@ def list_audio_files(source: str | os.PathLike) -> list[Path]:
         )
     elif source.is_file():
         root = source.parent
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataFormatError(f"{source}: not a readable UTF-8 manifest ({_first_line(err)})") from err
         if source.suffix.lower() == ".csv":
-            with open(source, newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                if reader.fieldnames is None or "path" not in reader.fieldnames:
-                    raise DataFormatError(f"{source}: manifest has no 'path' column")
-                names = [(i + 2, row["path"]) for i, row in enumerate(reader)]
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            if reader.fieldnames is None or "path" not in reader.fieldnames:
+                raise DataFormatError(f"{source}: manifest has no 'path' column")
+            names = [(i + 2, row["path"] or "") for i, row in enumerate(reader)]  # None: a row too short
         else:
-            lines = source.read_text(encoding="utf-8").splitlines()
+            lines = text.splitlines()
             names = [(i + 1, ln.strip()) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
         files = []
         for line, name in names:
+            if not name.strip():
+                raise DataFormatError(f"{source}:{line}: no path on this line")
             p = Path(name) if Path(name).is_absolute() else root / name
             if not p.is_file():
                 raise DataFormatError(f"{source}:{line}: listed file {name} not found")

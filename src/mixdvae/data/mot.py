@@ -22,6 +22,7 @@ import configparser
 import dataclasses
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -202,12 +203,14 @@ def _parse_table(path: Path, lines: list[str], numbers: np.ndarray, names: tuple
                  n_used: int, min_columns: int) -> np.ndarray:
     """The first ``n_used`` columns of every line as float64, with one-line errors.
 
-    Every line must have as many columns as the first one, and at least ``min_columns``.
+    Every line must have as many columns as most lines have (:func:`_column_count`), and at least
+    ``min_columns``.
     Shape: -> (M, n_used).
     """
-    n_columns = len(lines[0].split(","))
+    n_columns = _column_count(lines)
     if n_columns < min_columns:
-        raise DataFormatError(f"{path}:{numbers[0]}: has {n_columns} columns, expected at least "
+        first = next(i for i, line in enumerate(lines) if len(line.split(",")) == n_columns)
+        raise DataFormatError(f"{path}:{numbers[first]}: has {n_columns} columns, expected at least "
                               f"{min_columns} ({','.join(names[:min_columns])})")
     rows = []
     for line, number in zip(lines, numbers):
@@ -224,6 +227,12 @@ def _parse_table(path: Path, lines: list[str], numbers: np.ndarray, names: tuple
                     raise DataFormatError(f"{path}:{number}: column {col + 1} ({names[col]}) is "
                                           f"'{part.strip()}', expected {_expected(names[col])}") from err
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), n_used)
+
+
+def _column_count(lines: list[str]) -> int:
+    """The number of columns most lines have (the first line's on a tie): the file's layout, so that a
+    single line with a column too many or too few is the line named, even when it is the first."""
+    return Counter(len(line.split(",")) for line in lines).most_common(1)[0][0]
 
 
 def _expected(name: str) -> str:
@@ -281,7 +290,7 @@ def read_gt(path: str | os.PathLike, seqinfo: SeqInfo) -> MotBoxes:
     if not lines:
         logger.warning("%s: no ground-truth boxes", path)
         return _empty(path, gt=True)
-    mot17 = len(lines[0].split(",")) == len(_GT_COLUMNS)
+    mot17 = _column_count(lines) == len(_GT_COLUMNS)
     n_used = 9 if mot17 else 7
     values = _parse_table(path, lines, numbers, _GT_COLUMNS, n_used, min_columns=9)
     checks = _common_checks(values, seqinfo, _GT_COLUMNS)

@@ -319,7 +319,14 @@ def _validate(where: str, arrays: dict[str, np.ndarray], allow_empty: bool) -> N
         raise DataFormatError(f"{where}: gt holds non-finite values (window {int(np.flatnonzero(bad)[0])})")
     if not (np.isfinite(arrays["image_size"]).all() and (arrays["image_size"] > 0).all()):
         raise DataFormatError(f"{where}: image_size holds values that are not finite and > 0")
-    index, empty = arrays["det_gt_index"], np.isnan(arrays["det"]).any(axis=-1)
+    det = arrays["det"]
+    # (W, T, K): a box with an inf, or NaN mixed with numbers (a missing detection is all NaN)
+    partial = ~np.isfinite(det).all(axis=-1) & ~np.isnan(det).all(axis=-1)
+    if partial.any():
+        w_, t_, k_ = (int(i) for i in np.argwhere(partial)[0])
+        raise DataFormatError(f"{where}: det holds a box that is neither finite nor all NaN (window {w_}, frame {t_}, "
+                              f"detection {k_}: {det[w_, t_, k_].tolist()})")
+    index, empty = arrays["det_gt_index"], np.isnan(det).any(axis=-1)
     if ((index < -1) | (index >= n)).any():
         raise DataFormatError(f"{where}: det_gt_index holds values outside -1..{n - 1}")
     if ((index == -1) != empty).any():
