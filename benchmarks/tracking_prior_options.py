@@ -1,5 +1,5 @@
 """The DVAE prior options of the tracking `default` preset, on the synthetic 3-source scenes of the
-tests (24 windows, T = 60, seed 11) and on MOT17 windows (simulated detector): MOTA / IDF1 per
+tests (64 windows, T = 60, seed 11) and on MOT17 windows (simulated detector): MOTA / IDF1 per
 option, with Kalman + Hungarian and VKF for scale (docs/tracking.md). Tuning data only: MOT15 is for
 reporting (mixdvae bench tracking).
 
@@ -29,9 +29,16 @@ OPTIONS = [
     ("extra_std 0.3", dict(extra_std=0.3, predictive=False)),
     ("extra_std 0.5", dict(extra_std=0.5, predictive=False)),
     ("extra_std 0.2, predictive", dict(extra_std=0.2, predictive=True)),
-    ("extra_std 0.3, predictive (default)", dict(extra_std=0.3, predictive=True)),
+    ("extra_std 0.3, predictive", dict(extra_std=0.3, predictive=True)),
     ("extra_std 0.5, predictive", dict(extra_std=0.5, predictive=True)),
     ("extra_std 0.3, predictive, two-filter smoother", dict(extra_std=0.3, predictive=True, smoother=True)),
+    ("kalman, extra_std 0.3", dict(posterior="kalman", extra_std=0.3, predictive=True, kalman_acc_std=0.005)),
+    ("kalman, extra_std 0.1", dict(posterior="kalman", extra_std=0.1, predictive=True, kalman_acc_std=0.005)),
+    ("kalman, extra_std 0.05", dict(posterior="kalman", extra_std=0.05, predictive=True, kalman_acc_std=0.005)),
+    ("kalman, extra_std 0.05, acc_std 0.02", dict(posterior="kalman", extra_std=0.05, predictive=True, kalman_acc_std=0.02)),
+    ("kalman, extra_std 0.02, acc_std 0.02 (default)", dict(posterior="kalman", extra_std=0.02, predictive=True, kalman_acc_std=0.02)),
+    ("kalman, extra_std 0.01, acc_std 0.02", dict(posterior="kalman", extra_std=0.01, predictive=True, kalman_acc_std=0.02)),
+    ("kalman, extra_std 0.02, acc_std 0.02, not predictive", dict(posterior="kalman", extra_std=0.02, predictive=False, kalman_acc_std=0.02)),
 ]
 
 
@@ -47,12 +54,13 @@ def main() -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(1)
-    sets = {"synthetic scenes (24 w)": synthetic_windows(24, 60, sources=3, seed=11)}
+    sets = {"synthetic scenes (64 w)": synthetic_windows(64, 60, sources=3, seed=11)}
     if args.mot17_windows.is_file():
         sets[f"MOT17 T=60 ({args.max_windows} w)"] = _subset(load_windows(args.mot17_windows), args.max_windows, 0)
     rows = []
     for label, opts in OPTIONS:
-        cfg = dataclasses.replace(DEFAULT, dvae=dataclasses.replace(DEFAULT.dvae, **opts))
+        base = dict(posterior="filter", kalman_acc_std=0.005)  # the filter rows: DEFAULT's other options
+        cfg = dataclasses.replace(DEFAULT, dvae=dataclasses.replace(DEFAULT.dvae, **{**base, **opts}))
         rows.append({"row": label, **{name: score(ws, track_windows(ws, "mixdvae", cfg, seed=0)) for name, ws in sets.items()}})
     for label, method in (("(Kalman + Hungarian)", "kalman"), ("(VKF)", "vkf")):
         rows.append({"row": label, **{name: score(ws, track_windows(ws, method, DEFAULT, seed=0)) for name, ws in sets.items()}})
