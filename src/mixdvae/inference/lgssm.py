@@ -18,11 +18,12 @@ i.e. a pseudo-observation y_t = info_t / lam_t of p_t with variance R_t = 1 / la
 information has lam_t = info_t = 0 (R_t = +inf), which needs no special case. In the VEM E-S step,
 lam_t = sum_k r_tkn / Phi_tk and info_t = sum_k r_tkn o_tk / Phi_tk (SPEC section 1).
 
-:func:`cv_smoother` runs the Kalman filter (:func:`_predict`, :func:`_condition_on`) and the
-Rauch-Tung-Striebel smoother (:func:`_smooth_step`) with closed-form 2x2 algebra on the three
-unique entries (pp, pv, vv) of each symmetric covariance: everything is elementwise over the batch,
-and the only loop is over T. It is differentiable (torch autograd), works on any device, and computes
-in the dtype of ``lam``.
+:func:`cv_smoother` runs the Kalman filter (prediction as one linear map of the vector
+[p, v, pp, pv, vv], :func:`_condition_on`) and the Rauch-Tung-Striebel smoother (:func:`_smooth_step`,
+with the gains of every frame computed at once by :func:`_smoother_gains`) in closed-form 2x2 algebra:
+everything is elementwise over the batch, the only loops are over T and each step is a handful of
+tensor operations. It is differentiable (torch autograd), works on any device, and computes in the
+dtype of ``lam``.
 """
 
 from __future__ import annotations
@@ -65,113 +66,94 @@ class SmootherResult(NamedTuple):
     log_norm_centred: Tensor
 
 
-class _Gauss2(NamedTuple):
-    """N([p, v], [[pp, pv], [pv, vv]]), elementwise over a batch."""
-
-    p: Tensor
-    v: Tensor
-    pp: Tensor
-    pv: Tensor
-    vv: Tensor
-
-
 def cv_process_cov(q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Q = q [[1/3, 1/2], [1/2, 1]] (white-noise acceleration, dt = 1) as its entries (pp, pv, vv)."""
     return q / 3.0, q / 2.0, q
 
 
-def _predict(x: _Gauss2, q: Tensor, offset: Tensor | None = None, q_step: Tensor | None = None) -> _Gauss2:
-    """p(x_t | g_{1:t-1}) = N(A m + a_t [1, 1], A P A^T + Q + r_t [[1, 1], [1, 1]]).
-
-    A m = [p + v, v];  A P A^T = [[pp + 2 pv + vv, pv + vv], [pv + vv, vv]]. The optional offset a_t
-    and step variance r_t model a velocity change u_t ~ N(a_t, r_t) applied in frame t
-    (v_t = v_{t-1} + u_t, p_t = p_{t-1} + v_t): a known acceleration and its uncertainty.
-    """
-    q_pp, q_pv, q_vv = cv_process_cov(q)
-    if q_step is not None:
-        q_pp, q_pv, q_vv = q_pp + q_step, q_pv + q_step, q_vv + q_step
-    p, v = x.p + x.v, x.v
-    if offset is not None:
-        p, v = p + offset, v + offset
-    return _Gauss2(
-        p=p,
-        v=v,
-        pp=x.pp + 2.0 * x.pv + x.vv + q_pp,
-        pv=x.pv + x.vv + q_pv,
-        vv=x.vv + q_vv,
-    )
+# A Gaussian over [p, v] is held as one (5, M) tensor [p, v, pp, pv, vv] (M = batch size), so that
+# each step is a few operations on contiguous rows. The prediction is linear in that vector:
+#   A m = [p + v, v],  A P A^T = [[pp + 2 pv + vv, pv + vv], [pv + vv, vv]]
+_PREDICT = (
+    (1.0, 1.0, 0.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0, 0.0, 0.0),
+    (0.0, 0.0, 1.0, 2.0, 1.0),
+    (0.0, 0.0, 0.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0, 0.0, 1.0),
+)
 
 
-def _condition_on(x: _Gauss2, lam: Tensor, info: Tensor) -> tuple[_Gauss2, Tensor, Tensor]:
-    """Multiply N(x; m, P) by g(p) = exp(info p - lam p^2 / 2) and renormalise.
+def _condition_on(x: Tensor, lam: Tensor, info: Tensor) -> Tensor:
+    """Multiply N([p, v]; m, P) by g(p) = exp(info p - lam p^2 / 2) and renormalise.
 
     With S = 1 + lam P_pp and the information residual r = info - lam m_p (both finite at lam = 0):
 
         m' = m + [P_pp, P_pv] r / S
         P' = P - [P_pp, P_pv]^T [P_pp, P_pv] lam / S    (P'_pp = P_pp / S, P'_pv = P_pv / S)
 
-    and the log normaliser of the update, log ∫ N(p; m_p, P_pp) g(p) dp, is
+    Shape: x (5, M) = [p, v, pp, pv, vv], lam, info (M,) -> (5, M)
+    """
+    s = torch.addcmul(torch.ones_like(lam), lam, x[2])
+    resid = torch.addcmul(info, lam, x[0], value=-1.0)
+    gain = x[2:4] / s  # [P_pp, P_pv] / S
+    mean = torch.addcmul(x[0:2], gain, resid)
+    vv = torch.addcmul(x[4], x[3] * gain[1], lam, value=-1.0)
+    return torch.cat([mean, gain, vv[None]])
+
+
+def _update_log_norms(pred: Tensor, lam: Tensor, info: Tensor) -> tuple[Tensor, Tensor]:
+    """Log normaliser of every update, log ∫ N(p; m_p, P_pp) g(p) dp, for all frames at once:
 
         c = -log(S) / 2 + (2 m_p info + P_pp info^2 - lam m_p^2) / (2 S)
           = info^2 / (2 lam) + c_centred,   c_centred = -log(S) / 2 - r^2 / (2 lam S)   (lam > 0),
 
     and c_centred = c = m_p info + P_pp info^2 / 2 where lam = 0 (a pure exponential tilt).
 
-    Returns:
-        the conditioned Gaussian, c and c_centred.
+    Shape: pred (T, 5, M) predicted Gaussians, lam, info (T, M) -> c, c_centred (T, M)
     """
-    s = 1.0 + lam * x.pp
-    resid = info - lam * x.p
-    gain_p, gain_v = x.pp / s, x.pv / s  # [P_pp, P_pv] / S
-    out = _Gauss2(
-        p=x.p + gain_p * resid,
-        v=x.v + gain_v * resid,
-        pp=gain_p,
-        pv=gain_v,
-        vv=x.vv - x.pv * gain_v * lam,
-    )
-    half_log_s = 0.5 * torch.log1p(lam * x.pp)
-    c = (2.0 * x.p * info + x.pp * info * info - lam * x.p * x.p) / (2.0 * s) - half_log_s
+    p, pp = pred[:, 0], pred[:, 2]
+    s = 1.0 + lam * pp
+    resid = info - lam * p
+    half_log_s = 0.5 * torch.log1p(lam * pp)
+    c = (2.0 * p * info + pp * info * info - lam * p * p) / (2.0 * s) - half_log_s
     positive = lam > 0
     lam_safe = torch.where(positive, lam, torch.ones_like(lam))
-    c_centred = torch.where(
-        positive,
-        -resid * resid / (2.0 * lam_safe * s),
-        x.p * info + 0.5 * x.pp * info * info,
-    ) - half_log_s
-    return out, c, c_centred
+    c_centred = torch.where(positive, -resid * resid / (2.0 * lam_safe * s), p * info + 0.5 * pp * info * info) - half_log_s
+    return c, c_centred
 
 
-def _smooth_step(filt: _Gauss2, pred_next: _Gauss2, smooth_next: _Gauss2) -> _Gauss2:
-    """One RTS step: p(x_t | g_{1:T}) from p(x_t | g_{1:t}), p(x_{t+1} | g_{1:t}), p(x_{t+1} | g_{1:T}).
+def _smoother_gains(filt: Tensor, pred_next: Tensor) -> Tensor:
+    """RTS gains J_t = P_f,t A^T P_pred,t+1^{-1} for all frames at once, with P_f A^T =
+    [[pp + pv, pv], [pv + vv, vv]] and the 2x2 inverse in closed form (adj / det).
 
-        J = P_f A^T P_pred^{-1},  m_s = m_f + J (m_s' - m_pred),  P_s = P_f + J (P_s' - P_pred) J^T
-
-    with P_f A^T = [[pp + pv, pv], [pv + vv, vv]] and the 2x2 inverse in closed form.
+    Shape: filt, pred_next (T - 1, 5, M) -> J (T - 1, 2, 2, M)
     """
-    det = pred_next.pp * pred_next.vv - pred_next.pv * pred_next.pv
-    # P_f A^T
-    f11, f12 = filt.pp + filt.pv, filt.pv
-    f21, f22 = filt.pv + filt.vv, filt.vv
-    # J = (P_f A^T) adj(P_pred) / det, adj = [[vv, -pv], [-pv, pp]]
-    j11 = (f11 * pred_next.vv - f12 * pred_next.pv) / det
-    j12 = (f12 * pred_next.pp - f11 * pred_next.pv) / det
-    j21 = (f21 * pred_next.vv - f22 * pred_next.pv) / det
-    j22 = (f22 * pred_next.pp - f21 * pred_next.pv) / det
-    dp, dv = smooth_next.p - pred_next.p, smooth_next.v - pred_next.v
-    d11 = smooth_next.pp - pred_next.pp
-    d12 = smooth_next.pv - pred_next.pv
-    d22 = smooth_next.vv - pred_next.vv
-    # J D (D symmetric), then (J D) J^T
-    e11, e12 = j11 * d11 + j12 * d12, j11 * d12 + j12 * d22
-    e21, e22 = j21 * d11 + j22 * d12, j21 * d12 + j22 * d22
-    return _Gauss2(
-        p=filt.p + j11 * dp + j12 * dv,
-        v=filt.v + j21 * dp + j22 * dv,
-        pp=filt.pp + e11 * j11 + e12 * j12,
-        pv=filt.pv + e11 * j21 + e12 * j22,
-        vv=filt.vv + e21 * j21 + e22 * j22,
-    )
+    pp, pv, vv = pred_next[:, 2], pred_next[:, 3], pred_next[:, 4]
+    det = pp * vv - pv * pv
+    f11, f12 = filt[:, 2] + filt[:, 3], filt[:, 3]
+    f21, f22 = filt[:, 3] + filt[:, 4], filt[:, 4]
+    j11 = (f11 * vv - f12 * pv) / det
+    j12 = (f12 * pp - f11 * pv) / det
+    j21 = (f21 * vv - f22 * pv) / det
+    j22 = (f22 * pp - f21 * pv) / det
+    return torch.stack([torch.stack([j11, j12], 1), torch.stack([j21, j22], 1)], 1)
+
+
+def _smooth_step(filt: Tensor, pred_next: Tensor, smooth_next: Tensor, gain: Tensor) -> Tensor:
+    """One RTS step: p(x_t | g_{1:T}) from p(x_t | g_{1:t}), p(x_{t+1} | g_{1:t}), p(x_{t+1} | g_{1:T}):
+
+        m_s = m_f + J (m_s' - m_pred),  P_s = P_f + J (P_s' - P_pred) J^T
+
+    Shape: filt, pred_next, smooth_next (5, M), gain J (2, 2, M) -> (5, M)
+    """
+    d = smooth_next - pred_next  # [dp, dv, d11, d12, d22]
+    col0, col1 = gain[:, 0], gain[:, 1]  # [j11, j21], [j12, j22]
+    mean = torch.addcmul(torch.addcmul(filt[0:2], col0, d[0]), col1, d[1])
+    e_1 = torch.addcmul(col0 * d[2], col1, d[3])  # first column of J D: [e11, e21]
+    e_2 = torch.addcmul(col0 * d[3], col1, d[4])  # second column: [e12, e22]
+    pp_pv = torch.addcmul(torch.addcmul(filt[2:4], col0, e_1[0]), col1, e_2[0])  # P_f + [e11 j11 + e12 j12, e11 j21 + e12 j22]
+    vv = torch.addcmul(torch.addcmul(filt[4], e_1[1], gain[1, 0]), e_2[1], gain[1, 1])  # + e21 j21 + e22 j22
+    return torch.cat([mean, pp_pv, vv[None]])
 
 
 def cv_smoother(
@@ -231,41 +213,51 @@ def cv_smoother(
     info = info.expand(*batch, T)
     q, mu0, var0_p, var0_v = (v.expand(batch) for v in params)
 
-    zero = torch.zeros(batch, **like)
-    x = _Gauss2(p=mu0, v=zero, pp=var0_p, pv=zero, vv=var0_v)  # p(x_1), before any data
-    preds: list[_Gauss2] = []
-    filts: list[_Gauss2] = []
-    log_norm = zero
-    log_norm_c = zero
+    M = 1
+    for n in batch:
+        M *= n
+    rows = lambda x: x.reshape(M, T).T.contiguous()  # noqa: E731  (..., T) -> (T, M)
+    lam_t, info_t = rows(lam), rows(info)
+    q_pp, q_pv, q_vv = cv_process_cov(q.reshape(M))
+    step = torch.stack([torch.zeros_like(q_pp), torch.zeros_like(q_pp), q_pp, q_pv, q_vv])  # (5, M)
+    step = step[None].repeat(T, 1, 1)  # (T, 5, M): what the prediction into frame t adds
     if offset is not None:
-        offset = torch.as_tensor(offset, **like).expand(*batch, T)
+        step[:, 0:2] += rows(torch.as_tensor(offset, **like).expand(*batch, T))[:, None]
     if q_step is not None:
-        q_step = torch.as_tensor(q_step, **like).expand(*batch, T)
+        step[:, 2:5] += rows(torch.as_tensor(q_step, **like).expand(*batch, T))[:, None]
+    predict = torch.tensor(_PREDICT, **like)
+    zero = torch.zeros(M, **like)
+    x = torch.stack([mu0.reshape(M), zero, var0_p.reshape(M), zero, var0_v.reshape(M)])  # p(x_1), before any data
+    preds: list[Tensor] = []
+    filts: list[Tensor] = []
     for t in range(T):
         if t > 0:
-            x = _predict(x, q, None if offset is None else offset[..., t], None if q_step is None else q_step[..., t])
+            x = torch.addmm(step[t], predict, x)
         preds.append(x)
-        x, c, c_centred = _condition_on(x, lam[..., t], info[..., t])
+        x = _condition_on(x, lam_t[t], info_t[t])
         filts.append(x)
-        log_norm = log_norm + c
-        log_norm_c = log_norm_c + c_centred
+    pred, filt = torch.stack(preds), torch.stack(filts)  # (T, 5, M)
+    c, c_centred = _update_log_norms(pred, lam_t, info_t)
 
-    smooth = [filts[-1]]
-    for t in range(T - 2, -1, -1):
-        smooth.append(_smooth_step(filts[t], preds[t + 1], smooth[-1]))
+    smooth = [filt[-1]]
+    if T > 1:
+        gains = _smoother_gains(filt[:-1], pred[1:])
+        for t in range(T - 2, -1, -1):
+            smooth.append(_smooth_step(filt[t], pred[t + 1], smooth[-1], gains[t]))
     smooth.reverse()
+    out = torch.stack(smooth, dim=-1)  # (5, M, T)
 
-    def stack(field: str) -> Tensor:
-        return torch.stack([getattr(g, field) for g in smooth], dim=-1)  # (..., T)
+    def field(i: int) -> Tensor:
+        return out[i].reshape(*batch, T)
 
     result = SmootherResult(
-        mean_p=stack("p"),
-        var_p=stack("pp"),
-        mean_v=stack("v"),
-        var_v=stack("vv"),
-        log_norm=log_norm,
-        cov_pv=stack("pv"),
-        log_norm_centred=log_norm_c,
+        mean_p=field(0),
+        var_p=field(2),
+        mean_v=field(1),
+        var_v=field(4),
+        log_norm=c.sum(0).reshape(batch),
+        cov_pv=field(3),
+        log_norm_centred=c_centred.sum(0).reshape(batch),
     )
     for name, value in result._asdict().items():
         if not bool(torch.isfinite(value).all()):
