@@ -12,6 +12,7 @@ EVALUATE_MODULES = [
     "mixdvae.cli.evaluate_forecast",
     "mixdvae.cli.evaluate_tracking",
     "mixdvae.cli.evaluate_separation",
+    "mixdvae.cli.evaluate_sequence",
 ]
 
 
