@@ -12,13 +12,17 @@ from mixdvae.inference.lgssm import cv_smoother
 A = np.array([[1.0, 1.0], [0.0, 1.0]])
 
 
-def dense_prior(T: int, q: float, mu0: float, var0_p: float, var0_v: float) -> tuple[np.ndarray, np.ndarray]:
+def dense_prior(T: int, q: float, mu0: float, var0_p: float, var0_v: float, offset=None, r=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean (2T,) and covariance (2T, 2T) of x_{1:T} = [p_1, v_1, ..., p_T, v_T], built from
-    Cov(x_t) = A Cov(x_{t-1}) A^T + Q and Cov(x_t, x_s) = A^{t-s} Cov(x_s) for t >= s."""
+    E x_t = A E x_{t-1} + a_t [1, 1], Cov(x_t) = A Cov(x_{t-1}) A^T + Q + r_t [[1, 1], [1, 1]] and
+    Cov(x_t, x_s) = A^{t-s} Cov(x_s) for t >= s (a_t = r_t = 0 unless given)."""
     Q = q * np.array([[1 / 3, 1 / 2], [1 / 2, 1.0]])
-    covs = [np.diag([var0_p, var0_v])]
-    for _ in range(1, T):
-        covs.append(A @ covs[-1] @ A.T + Q)
+    offset = np.zeros(T) if offset is None else offset
+    r = np.zeros(T) if r is None else r
+    means, covs = [np.array([mu0, 0.0])], [np.diag([var0_p, var0_v])]
+    for t in range(1, T):
+        means.append(A @ means[-1] + offset[t])
+        covs.append(A @ covs[-1] @ A.T + Q + r[t] * np.ones((2, 2)))
     sigma = np.zeros((2 * T, 2 * T))
     for s in range(T):
         block = covs[s]
@@ -26,8 +30,7 @@ def dense_prior(T: int, q: float, mu0: float, var0_p: float, var0_v: float) -> t
             sigma[2 * t:2 * t + 2, 2 * s:2 * s + 2] = block
             sigma[2 * s:2 * s + 2, 2 * t:2 * t + 2] = block.T
             block = A @ block
-    mean = np.tile([mu0, 0.0], T)
-    return mean, sigma
+    return np.concatenate(means), sigma
 
 
 def dense_posterior(lam, info, q, mu0, var0_p, var0_v):
@@ -210,20 +213,7 @@ def test_offsets_and_step_noise_match_the_dense_posterior():
     lam, info, params = _random_problem(rng, T, [2, 3])
     offset = rng.normal(0, 0.01, T)
     r = rng.uniform(1e-4, 1e-2, T)
-    Q = params["q"] * np.array([[1 / 3, 1 / 2], [1 / 2, 1.0]])
-    ones = np.ones((2, 2))
-    means, covs = [np.array([params["mu0"], 0.0])], [np.diag([params["var0_p"], params["var0_v"]])]
-    for t in range(1, T):
-        means.append(A @ means[-1] + offset[t])
-        covs.append(A @ covs[-1] @ A.T + Q + r[t] * ones)
-    sigma = np.zeros((2 * T, 2 * T))
-    for s in range(T):
-        block = covs[s]
-        for t in range(s, T):
-            sigma[2 * t:2 * t + 2, 2 * s:2 * s + 2] = block
-            sigma[2 * s:2 * s + 2, 2 * t:2 * t + 2] = block.T
-            block = A @ block
-    mu = np.concatenate(means)
+    mu, sigma = dense_prior(T, **params, offset=offset, r=r)
     H = np.zeros((T, 2 * T))
     H[np.arange(T), 2 * np.arange(T)] = 1.0
     prec = np.linalg.inv(sigma) + H.T @ np.diag(lam) @ H
