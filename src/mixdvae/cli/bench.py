@@ -47,12 +47,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     s.set_defaults(func=run_bench_separation)
 
+    v = bench_sub.add_parser("speed", help="Throughput (windows/s, mixtures/s) versus the number of processes.")
+    v.add_argument("--json", type=Path, default=None, help="save the full results here")
+    v.add_argument("--processes", default="1,2", help="comma-separated process counts (default: 1,2)")
+    v.add_argument("--windows", type=int, default=32, help="windows per tracking case (default: 32)")
+    v.add_argument("--chunk-size", type=int, default=8, help="windows per chunk (default: 8)")
+    v.add_argument("--cases", default="60x3,60x10,300x3,300x10", help="tracking cases TxN (default: all four)")
+    v.add_argument("--mixtures", type=int, default=8, help="mixtures in the separation case; 0 skips it (default: 8)")
+    v.add_argument("--mixture-frames", type=int, default=100, help="STFT frames per mixture (default: 100)")
+    v.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: each preset's)")
+    v.add_argument("--repeats", type=int, default=3,
+                   help="rounds, each launching every process count once; medians are reported (default: 3)")
+    v.add_argument("--threads", default="1", help="torch threads per process, or auto for cores // P (default: 1)")
+    v.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu); on CUDA rank r uses cuda:r")
+    v.set_defaults(func=run_bench_speed)
+
+    from mixdvae.cli.bench_sequences import add_sequences_parser  # whole MOTChallenge sequences
+
+    add_sequences_parser(bench_sub)
+
 
 def run_bench_tracking(args: argparse.Namespace) -> int:
     from mixdvae.bench.tracking import BenchSpec, bench_windows, format_tracking_table, run_tracking_bench, time_tracking
+    from mixdvae.errors import ConfigError
 
     device = str(resolve_device(args.device))
-    lengths = tuple(int(x) for x in str(args.lengths).split(",") if x.strip())
+    try:
+        lengths = tuple(int(x) for x in str(args.lengths).split(",") if x.strip())
+    except ValueError as err:
+        raise ConfigError(f"--lengths '{args.lengths}': expected comma-separated integers, e.g. 60,120,300") from err
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"--lengths '{args.lengths}': expected window lengths >= 1")
+    if args.max_windows is not None and args.max_windows < 1:
+        raise ConfigError(f"--max-windows = {args.max_windows}: must be >= 1")
     spec = BenchSpec(args.mot17_dir, args.mot15_dir, lengths, 3, args.seed, args.max_windows, cache_dir=args.cache_dir, device=device)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_tracking_bench(spec, progress)
@@ -106,6 +133,31 @@ def run_bench_separation(args: argparse.Namespace) -> int:
         result["speed"] = s
         print(f"\nspeed: {s['mixtures']} mixtures x T = {s['length']} x {s['iterations']} iterations: MixDVAE "
               f"{s['seconds_median']:.2f} s (median of {len(s['seconds_all'])}; target < 60 s)")
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def run_bench_speed(args: argparse.Namespace) -> int:
+    from mixdvae.bench.speed import SpeedSpec, format_speed_table, run_speed_bench
+    from mixdvae.errors import ConfigError
+
+    device = str(resolve_device(args.device))
+    try:
+        processes = tuple(int(x) for x in str(args.processes).split(",") if x.strip())
+        threads = 0 if str(args.threads).strip().lower() == "auto" else int(args.threads)
+        cases = tuple(tuple(int(v) for v in c.lower().split("x")) for c in str(args.cases).split(",") if c.strip())
+    except ValueError as err:
+        raise ConfigError(f"--processes / --cases / --threads: {err}") from err
+    if any(len(c) != 2 for c in cases):
+        raise ConfigError(f"--cases {args.cases}: expected TxN pairs such as 60x3")
+    spec = SpeedSpec(processes=processes, windows=args.windows, chunk_size=args.chunk_size, tracking_cases=cases,
+                     mixtures=args.mixtures, mixture_frames=args.mixture_frames, iterations=args.iterations,
+                     repeats=args.repeats, threads=threads, device=device,
+                     cases=("control", "tracking") + (("separation",) if args.mixtures > 0 else ()))
+    result = run_speed_bench(spec)
+    print(format_speed_table(result))
     if args.json:
         write_json(args.json, result)
         print(f"wrote {args.json}", file=sys.stderr)

@@ -49,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--chunk-size", type=int, default=None, metavar="S",
+                   help="mixtures per resumable chunk (mixtures input; default: 8); finished chunks are kept in "
+                   "OUT.partial/, a rerun skips them; under torchrun chunks are shared among the ranks")
+    p.add_argument("--resume", action="store_true",
+                   help="insist on continuing OUT.partial/ (refused if it was started with other settings)")
     p.set_defaults(func=run_separate)
 
 
@@ -123,21 +128,34 @@ def run_separate(args: argparse.Namespace) -> int:
                 names = list(mixtures.source_names)
             else:
                 raise ConfigError(f"--priors {args.priors}: the mixtures file holds sources {list(mixtures.source_names)}")
-    separator = Separator(names, args.method, config, _weights(args, names), args.nmf_bases, device, args.seed)
     if is_npz:
+        from mixdvae.separation.batch import separate_mixtures_chunked, separation_job
+        from mixdvae.utils.chunks import remove_partial
+        from mixdvae.utils.distributed import process_group
+
         t0 = time.perf_counter()
-        res = separator.separate(mixtures.mixture, mixtures.sources, progress=progress)
-        seconds = time.perf_counter() - t0
-        arrays = {"estimates": res.waveforms, "source_names": np.asarray(names), "method": np.asarray(args.method),
-                  "preset": np.asarray(args.preset), "seconds": np.asarray(seconds)}
-        if res.elbo is not None:
-            arrays["elbo"] = res.elbo.astype(np.float32)
-        save_npz(args.out, **arrays)
+        with process_group(device) as device:  # torchrun: one chunk share per rank
+            weights = _weights(args, names)
+            separator = Separator(names, args.method, config, weights, args.nmf_bases, device, args.seed)
+            job = separation_job(args.input, separator, weights, args.nmf_bases, args.seed)
+            res = separate_mixtures_chunked(separator, mixtures, args.out, args.seed, args.chunk_size, args.resume,
+                                            progress, job)
+            if res is None:  # not rank 0: rank 0 writes the output
+                return 0
+            seconds = time.perf_counter() - t0
+            arrays = {"estimates": res.waveforms, "source_names": np.asarray(names), "method": np.asarray(args.method),
+                      "preset": np.asarray(args.preset), "seconds": np.asarray(seconds)}
+            if res.elbo is not None:
+                arrays["elbo"] = res.elbo.astype(np.float32)
+            save_npz(args.out, **arrays)
+            remove_partial(args.out)
         print(f"separated {len(mixtures)} mixtures into {', '.join(names)} with {args.method} [{args.preset}] "
               f"in {seconds:.2f} s ({seconds / max(1, len(mixtures)):.3f} s per mixture)")
         print(f"wrote {args.out}")
         return 0
     from mixdvae.data.audio import SAMPLE_RATE, read_audio, write_audio
+
+    separator = Separator(names, args.method, config, _weights(args, names), args.nmf_bases, device, args.seed)
 
     x = read_audio(args.input)
     in_rate, in_frames = _input_format(args.input)

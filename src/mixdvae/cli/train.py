@@ -32,6 +32,7 @@ from mixdvae.dvae.train import TrainConfig, TrainResult, run_paths, train_dvae
 from mixdvae.dvae.train_state import load_train_state
 from mixdvae.errors import ConfigError, DataFormatError
 from mixdvae.utils.device import resolve_device
+from mixdvae.utils.distributed import process_group, rank_and_world
 from mixdvae.utils.seed import numpy_generator
 
 __all__ = ["add_parser", "run_train"]
@@ -176,7 +177,11 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads = {args.threads}: must be an integer >= 1")
         torch.set_num_threads(args.threads)
     model_cfg, train_cfg = _configs(args)
-    device = resolve_device(args.device)
+    with process_group(resolve_device(args.device)) as device:  # torchrun: data-parallel (mixdvae.dvae.distributed)
+        return _train(args, model_cfg, train_cfg, device)
+
+
+def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConfig, device: torch.device) -> int:
     train_x, train_desc = _load_boxes(args.data, model_cfg.x_dim)
     data: dict[str, Any] = {"train": train_desc}
     if args.val is not None:
@@ -202,5 +207,6 @@ def run_train(args: argparse.Namespace) -> int:
         model, train_x.to(device), val_x.to(device), train_cfg, args.out, device=device,
         resume=args.resume, progress=progress, card_extra=card_extra,
     )
-    print(_summary(result))
+    if rank_and_world()[0] == 0:
+        print(_summary(result))
     return 0

@@ -57,7 +57,9 @@ from mixdvae.dvae.train_state import (
     restore_optimizer,
     save_train_state,
 )
+from mixdvae.dvae.distributed import DataParallelLoss, rank_noise_seed
 from mixdvae.errors import CheckpointError, ConfigError, DataFormatError, NumericalError
+from mixdvae.utils.distributed import barrier, broadcast_from_rank0, rank_and_world
 from mixdvae.utils.io import write_text
 from mixdvae.utils.seed import torch_generator
 
@@ -275,8 +277,12 @@ def _train_epoch(
     noise_gen: torch.Generator,
     device: torch.device,
     state_path: Path,
+    parallel: "DataParallelLoss | None" = None,
 ) -> tuple[float, float, float]:
-    """One pass over ``train_x`` in a seeded random order; returns the mean (loss, recon, kl) per frame."""
+    """One pass over ``train_x`` in a seeded random order; returns the mean (loss, recon, kl) per frame.
+
+    With ``parallel`` (torchrun), each global batch is split over the ranks and DDP all-reduces the
+    gradients (:mod:`mixdvae.dvae.distributed`)."""
     kappa, ss = kl_weight(config, epoch), ss_probability(config, epoch)
     model.train()
     n = train_x.shape[0]
@@ -284,20 +290,25 @@ def _train_epoch(
     totals = np.zeros(3)
     for batch_start in range(0, n, config.batch_size):
         xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
-        terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen)
-        value = float(terms.loss.detach())
+        if parallel is None:
+            terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen)
+            backward = terms.loss
+            value, recon, kl = float(terms.loss.detach()), float(terms.recon.detach()), float(terms.kl.detach())
+        else:
+            backward, (value, recon, kl) = parallel(xb, kappa, ss, noise_gen)  # global means, same on all ranks
         if not math.isfinite(value):
             raise NumericalError(
                 f"epoch {epoch}: training loss is {value} at batch {batch_start // config.batch_size}; "
-                f"nothing of this epoch was saved ({state_path} holds epoch {epoch - 1}); "
+                "nothing of this epoch was saved "
+                f"({f'{state_path} holds epoch {epoch - 1}' if epoch > 0 else 'no epoch was saved yet'}); "
                 "try a lower lr or grad_clip"
             )
         optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
+        backward.backward()
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        totals += xb.shape[0] * np.array([value, float(terms.recon.detach()), float(terms.kl.detach())])
+        totals += xb.shape[0] * np.array([value, recon, kl])
     loss, recon, kl = (totals / n).tolist()
     return loss, recon, kl
 
@@ -325,6 +336,11 @@ def train_dvae(
     ends with exactly the weights an uninterrupted run would have; ``epochs`` and ``patience`` may be
     changed, nothing else. Without it, ``out_dir`` must not already hold a run.
 
+    Under torchrun (a process group is initialised) training is data-parallel
+    (:mod:`mixdvae.dvae.distributed`): every rank holds the whole data, each global batch is split
+    over the ranks, only rank 0 writes files and shows progress, and every rank returns the same
+    model. Resuming reads ``out_dir`` on every rank (it must be storage they all see).
+
     Shape: train_x (N, T, D), val_x (M, T', D).
 
     Raises:
@@ -338,6 +354,8 @@ def train_dvae(
     out = Path(out_dir)
     paths = run_paths(out)
     device = torch.device(device)
+    rank, world = rank_and_world()
+    writer = rank == 0  # only rank 0 writes files
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shuffle_seed, noise_seed, val_seed = _seeds(config.seed)
@@ -369,7 +387,8 @@ def train_dvae(
             rec = next(r for r in history if r["epoch"] == best_epoch)
             best_metrics = {"val_loss": rec["val_loss"], "val_recon": rec["val_recon"], "val_kl": rec["val_kl"]}
         start = state.epoch + 1
-        _write_log(paths["log"], history)  # drops the lines of epochs after the restored one
+        if writer:
+            _write_log(paths["log"], history)  # drops the lines of epochs after the restored one
         logger.info("resuming %s after epoch %d (best %s at epoch %d)", out, state.epoch, best_val, best_epoch)
     else:
         if paths["state"].exists():
@@ -377,12 +396,15 @@ def train_dvae(
                 f"{out}: already holds a training run ({paths['state'].name}); "
                 "resume it or choose another output folder"
             )
-        out.mkdir(parents=True, exist_ok=True)
-        _write_log(paths["log"], [])
+        if writer:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_log(paths["log"], [])
+    # DDP broadcasts rank 0's weights at construction: a collective, so no rank starts before all checked out_dir
+    parallel = DataParallelLoss(model, device) if world > 1 else None
 
     stopped_early = best_epoch >= 0 and start > 0 and bad_epochs >= config.patience
     bar = tqdm(total=config.epochs, initial=min(start, config.epochs), desc="train", unit="epoch",
-               file=sys.stderr, disable=not progress, leave=True)
+               file=sys.stderr, disable=not progress or not writer, leave=True)
     last_plot = time.monotonic()
     try:
         epoch = start
@@ -390,8 +412,10 @@ def train_dvae(
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
+            if parallel is not None:  # per-rank noise, a function of (seed, epoch, rank): resumable
+                noise_gen.manual_seed(rank_noise_seed(noise_seed, epoch, rank))
             train_loss, train_recon, train_kl = _train_epoch(
-                model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"])
+                model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"], parallel)
             record: dict[str, Any] = {
                 "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "val_loss": None, "val_recon": None, "val_kl": None,
@@ -401,6 +425,7 @@ def train_dvae(
             improved = False
             if (epoch + 1) % config.val_every == 0 or epoch == config.epochs - 1:
                 val = evaluate_loss(model, val_x, val_seed, config.batch_size, device)
+                val = broadcast_from_rank0(val)  # every rank takes rank 0's early-stopping decisions
                 if not math.isfinite(val["loss"]):
                     raise NumericalError(
                         f"epoch {epoch}: validation loss is {val['loss']}; nothing of this epoch was saved"
@@ -415,21 +440,21 @@ def train_dvae(
                 stopped_early = bad_epochs >= config.patience
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            with _deferred_sigint():
-                if improved:
-                    save_dvae(paths["best"], model, {**extra, "metrics": {
-                        **best_metrics, "best_epoch": best_epoch, "epochs_run": epoch + 1}})
-                save_dvae(paths["last"], model, {**extra, "metrics": {
-                    k: record[k] for k in ("val_loss", "val_recon", "val_kl", "train_loss")} | {"epoch": epoch}})
-                with open(paths["log"], "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record, allow_nan=False) + "\n")
-                save_train_state(paths["state"], TrainState(
-                    epoch=epoch, best_val_loss=best_val, best_epoch=best_epoch, bad_epochs=bad_epochs,
-                    history=history, architecture=config_to_dict(model.config),
-                    train_config=config_to_dict(config), data=data, model=_clone_state(model),
-                    best_model=best_state, optimizer=optimizer_tensors(optimizer, model),
-                    rng={"shuffle": shuffle_gen.get_state(), "noise": noise_gen.get_state()},
-                ))
+            if writer:
+                with _deferred_sigint():
+                    if improved:
+                        save_dvae(paths["best"], model, {**extra, "metrics": {
+                            **best_metrics, "best_epoch": best_epoch, "epochs_run": epoch + 1}})
+                    save_dvae(paths["last"], model, {**extra, "metrics": {
+                        k: record[k] for k in ("val_loss", "val_recon", "val_kl", "train_loss")} | {"epoch": epoch}})
+                    _write_log(paths["log"], history)  # the whole log, atomically: never a half-written line
+                    save_train_state(paths["state"], TrainState(
+                        epoch=epoch, best_val_loss=best_val, best_epoch=best_epoch, bad_epochs=bad_epochs,
+                        history=history, architecture=config_to_dict(model.config),
+                        train_config=config_to_dict(config), data=data, model=_clone_state(model),
+                        best_model=best_state, optimizer=optimizer_tensors(optimizer, model),
+                        rng={"shuffle": shuffle_gen.get_state(), "noise": noise_gen.get_state()},
+                    ))
             bar.set_postfix({
                 "train": f"{train_loss:.4g}",
                 "val": "-" if record["val_loss"] is None else f"{record['val_loss']:.4g}",
@@ -438,13 +463,13 @@ def train_dvae(
             bar.update(1)
             if callback is not None:
                 callback(epoch, record, model)
-            if time.monotonic() - last_plot > _PLOT_EVERY_S:
+            if writer and time.monotonic() - last_plot > _PLOT_EVERY_S:
                 _plot(paths["plot"], history)
                 last_plot = time.monotonic()
             epoch += 1
     finally:
         bar.close()
-        if history:
+        if history and writer:
             _plot(paths["plot"], history)
 
     if best_state is None:
@@ -452,8 +477,10 @@ def train_dvae(
     model.load_state_dict(best_state)
     model.eval()
     epochs_run = len(history)
-    save_dvae(paths["best"], model, {**extra, "metrics": {
-        **best_metrics, "best_epoch": best_epoch, "epochs_run": epochs_run}})
+    if writer:
+        save_dvae(paths["best"], model, {**extra, "metrics": {
+            **best_metrics, "best_epoch": best_epoch, "epochs_run": epochs_run}})
+    barrier()  # no rank returns (and perhaps resumes) before rank 0's files are complete
     logger.debug("best epoch %d of %d: validation loss %.6g", best_epoch, epochs_run, best_val)
     return TrainResult(
         best_epoch=best_epoch, best_val_loss=best_metrics["val_loss"], best_val_recon=best_metrics["val_recon"],

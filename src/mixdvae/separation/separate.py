@@ -190,8 +190,8 @@ class Separator:
 
     # ------------------------------------------------------------------ waveforms
     def separate(self, mixture: np.ndarray | Tensor, references: np.ndarray | Tensor | None = None,
-                 progress: bool = False) -> SeparationResult:
-        """Separate waveforms.
+                 progress: bool = False, seed: int | None = None) -> SeparationResult:
+        """Separate waveforms; ``seed`` (default: the separator's) seeds the VEM's generator.
 
         Shape: mixture (B, L) or (L,); references (B, N, L) or None -> waveforms (B, N, L)
         """
@@ -230,7 +230,7 @@ class Separator:
             ref_chunks = ref_chunks.reshape(B * C, N, length, F)
         elif self.needs_references:
             raise ConfigError(f"--method {self.method} needs the true sources (a mixtures .npz, not a wav)")
-        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        generator = torch.Generator(device=self.device).manual_seed(self.seed if seed is None else int(seed))
         est_parts, mask_parts, elbo_parts = [], [], []
         bs = self.config.batch_size
         for i in tqdm(range(0, B * C, bs), desc=self.method, disable=not progress, leave=False):
