@@ -182,3 +182,18 @@ def test_the_step_recursion_sees_what_the_sequence_pass_sees(family, transform):
         second = x[:, 3] - 2 * x[:, 2] + x[:, 1]
         assert torch.allclose(feats[:, 3, 8:], cfg.delta_scale ** 2 * second, rtol=1e-4, atol=1e-4)
         assert torch.equal(feats[:, :2, 8:], torch.zeros_like(feats[:, :2, 8:]))
+
+
+def test_forecast_term_is_half_the_log_mse_of_the_one_step_forecast():
+    """loss(forecast_weight=w) - loss(0) = w/2 log mean (x_t - E[x_t | x_{<t}])^2, and it trains the
+    prediction path: its gradient reaches the prior p(z_t | ...), which the ELBO's decoder term
+    (z_t from q) does not use for x_t."""
+    model = build_dvae(DVAEConfig(family="srnn", x_dim=4, z_dim=3, encoder="causal"), seed=1).double()
+    x = torch.rand(5, 12, 4, dtype=torch.float64)
+    base = model.loss(x, generator=torch.Generator().manual_seed(3))
+    with_term = model.loss(x, generator=torch.Generator().manual_seed(3), forecast_weight=2.0)
+    mse = ((model.predict_next(x).mean - x[:, 1:]) ** 2).mean()
+    assert float(with_term.loss - base.loss) == pytest.approx(float(torch.log(mse)), rel=1e-9)
+    model.zero_grad()
+    (with_term.loss - base.loss).backward()
+    assert model.prior_z_mean.weight.grad.abs().sum() > 0

@@ -665,6 +665,7 @@ CASES: dict[str, Bad] = {
     "train-config-unknown-key": Bad(_train("[train]\nlearning_rate = 0.1\n"), ("{tmp}/c.toml", "learning_rate")),
     "train-config-string-lr": Bad(_train("[train]\nlr = \"fast\"\n"), ("{tmp}/c.toml", "lr")),
     "train-config-negative-lr": Bad(_train("[train]\nlr = -0.001\n"), ("{tmp}/c.toml", "lr")),
+    "train-config-negative-forecast-weight": Bad(_train("[train]\nforecast_weight = -1.0\n"), ("{tmp}/c.toml", "forecast_weight")),
     "train-config-unknown-table": Bad(_train("[optimiser]\nlr = 0.1\n"), ("{tmp}/c.toml", "optimiser")),
     "train-config-invalid-toml": Bad(_train("[train\nlr = 0.1\n"), ("{tmp}/c.toml",)),
     "train-config-zero-z-dim": Bad(_train("[model]\nz_dim = 0\n"), ("{tmp}/c.toml", "z_dim")),

@@ -183,9 +183,15 @@ class DVAE(nn.Module):
         kl_weight: float = 1.0,
         ss_prob: float = 0.0,
         generator: torch.Generator | None = None,
+        forecast_weight: float = 0.0,
     ) -> ElboTerms:
-        """Negative ELBO per frame: (1/BT) sum_{b,t} [-log p(x_t | ...) + kl_weight beta KL(q(z_t) || p(z_t))].
+        """Negative ELBO per frame: (1/BT) sum_{b,t} [-log p(x_t | ...) + kl_weight beta KL(q(z_t) || p(z_t))],
+        plus ``forecast_weight`` x (1/2) log of the mean squared error of the one-step point forecast
+        (:meth:`predict_next`, the mean of p(x_t | x_{<t}) with z_t from the prior).
 
+        The ELBO trains the decoder on latents inferred from x_t itself; the forecast term trains
+        the path used to predict (z_t from the prior), on the point forecast whose error the
+        variance of the NLL would otherwise absorb. Its log makes it scale-free.
         Single-sample reparameterised estimate; ``kl_weight`` is the KL warm-up factor.
         Shape: x (B, T, D) -> scalars.
         """
@@ -193,7 +199,11 @@ class DVAE(nn.Module):
         q, pz, px = self.teacher_forced(x, ss_prob=ss_prob, generator=generator)
         recon = self.head.nll(x, px).mean()
         kl = kl_diag_gauss(q, pz).mean() if q is not None else x.new_zeros(())
-        return ElboTerms(recon + kl_weight * self.config.beta * kl, recon, kl)
+        loss = recon + kl_weight * self.config.beta * kl
+        if forecast_weight > 0 and x.shape[1] > 1:
+            mse = ((self.predict_next(x).mean - x[:, 1:]) ** 2).mean()
+            loss = loss + forecast_weight * 0.5 * torch.log(mse + 1e-20)
+        return ElboTerms(loss, recon, kl)
 
     def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """ELBO per sequence, E_q[log p(x, z) - log q(z | x)] (one sample, beta = 1).  -> (B,)"""

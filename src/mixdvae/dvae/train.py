@@ -92,6 +92,9 @@ class TrainConfig:
             (1 + cos(pi e / epochs)) / 2 at epoch e (a function of the epoch alone, so resuming
             needs no scheduler state).
         lr_min: the final learning rate of the cosine schedule.
+        forecast_weight: weight of the point-forecast term of :meth:`DVAE.loss` (half the log of the
+            one-step forecast's mean squared error; 0, the reference, trains on the ELBO alone).
+            Under data parallelism each rank's slice contributes its own log-MSE.
     """
 
     lr: float = 1e-3
@@ -107,8 +110,11 @@ class TrainConfig:
     seed: int = 128
     lr_schedule: str = "constant"
     lr_min: float = 1e-5
+    forecast_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.forecast_weight, (int, float)) and 0.0 <= self.forecast_weight < float("inf")):
+            raise ConfigError(f"TrainConfig.forecast_weight = {self.forecast_weight!r}: must be a number >= 0")
         check_positive("TrainConfig", "lr", self.lr)
         check_positive("TrainConfig", "lr_min", self.lr_min)
         if self.lr_schedule not in ("constant", "cosine"):
@@ -199,9 +205,11 @@ def _seeds(seed: int) -> tuple[int, int, int]:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: DVAE, x: Tensor, seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu"
+    model: DVAE, x: Tensor, seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu",
+    forecast_weight: float = 0.0,
 ) -> dict[str, float]:
-    """Validation loss per frame: recon + beta KL at kappa = 1 without scheduled sampling.
+    """Validation loss per frame: recon + beta KL at kappa = 1 without scheduled sampling (plus the
+    point-forecast term with ``forecast_weight``).
 
     ``recon`` = mean over (b, t) of -log p(x_t | ...) and ``kl`` = mean of KL(q(z_t) || p(z_t)),
     each with one posterior sample drawn from a generator seeded with ``seed`` (the same
@@ -213,7 +221,7 @@ def evaluate_loss(
     totals = np.zeros(3)
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size].to(device)
-        terms = model.loss(xb, kl_weight=1.0, ss_prob=0.0, generator=gen)
+        terms = model.loss(xb, kl_weight=1.0, ss_prob=0.0, generator=gen, forecast_weight=forecast_weight)
         totals += xb.shape[0] * np.array([float(terms.loss), float(terms.recon), float(terms.kl)])
     model.train(was_training)
     loss, recon, kl = totals / x.shape[0]
@@ -291,7 +299,7 @@ def _train_epoch(
     for batch_start in range(0, n, config.batch_size):
         xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
         if parallel is None:
-            terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen)
+            terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen, forecast_weight=config.forecast_weight)
             backward = terms.loss
             value, recon, kl = float(terms.loss.detach()), float(terms.recon.detach()), float(terms.kl.detach())
         else:
@@ -424,7 +432,7 @@ def train_dvae(
             }
             improved = False
             if (epoch + 1) % config.val_every == 0 or epoch == config.epochs - 1:
-                val = evaluate_loss(model, val_x, val_seed, config.batch_size, device)
+                val = evaluate_loss(model, val_x, val_seed, config.batch_size, device, config.forecast_weight)
                 val = broadcast_from_rank0(val)  # every rank takes rank 0's early-stopping decisions
                 if not math.isfinite(val["loss"]):
                     raise NumericalError(
