@@ -223,7 +223,7 @@ def test_a_source_without_a_shipped_prior_is_refused():
 def test_a_box_checkpoint_cannot_be_a_spectral_prior(tmp_path):
     box = tiny_checkpoint(tmp_path / "box", "srnn", head="gaussian", x_dim=4)
     spec = tiny_checkpoint(tmp_path / "spec", "srnn")
-    with pytest.raises(ConfigError, match="needs head = 'complex_variance'"):
+    with pytest.raises(ConfigError, match=r"box\.safetensors: a 'gaussian'-head prior.*'complex_variance'"):
         Separator(NAMES, "mixdvae", SHORT, weights=[box, spec])
 
 

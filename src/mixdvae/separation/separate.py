@@ -138,6 +138,12 @@ class Separator:
             if len(paths) != len(self.names):
                 raise ConfigError(f"--weights: {len(paths)} checkpoint(s) for {len(self.names)} sources")
             models = [load_weights(p, device=self.device) for p in paths]
+            for path, model in zip(paths, models):
+                if model.config.head != "complex_variance":
+                    raise ConfigError(f"{path}: a '{model.config.head}'-head prior (e.g. a motion prior); "
+                                      "separation needs a power-spectrum prior (head 'complex_variance')")
+                if model.family != family:
+                    raise ConfigError(f"{path}: method '{method}' needs a '{family}' prior, got a '{model.family}' checkpoint")
             self.prior = DVAESpectralPrior(models, config.prior)
         elif method in ("nmf", "temporal-nmf"):
             from mixdvae.baselines.nmf import load_nmf_bases
