@@ -16,7 +16,7 @@ import pytest
 
 import mixdvae.utils.chunks as chunks
 from mixdvae.cli.main import main
-from mixdvae.utils.chunks import partial_dir
+from mixdvae.utils.chunks import computed_chunks, partial_dir
 
 from parallel._batch import CPU, arrays, mixtures_file, separate_args, windows_file
 
@@ -43,7 +43,7 @@ def _kill_after_chunks(args: list[str], out, chunks: int, limit_s: float = 60.0)
 
 
 def _log(out) -> list[int]:
-    return [json.loads(line)["chunk"] for line in (partial_dir(out) / "log.jsonl").read_text().splitlines()]
+    return computed_chunks(out)
 
 
 @pytest.mark.parametrize("command", ["track", "separate"])

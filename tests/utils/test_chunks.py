@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mixdvae.errors import ConfigError
-from mixdvae.utils.chunks import ChunkPlan, chunk_seed, partial_dir, remove_partial, run_chunks
+from mixdvae.utils.chunks import ChunkPlan, chunk_seed, computed_chunks, partial_dir, remove_partial, run_chunks
 from mixdvae.utils.distributed import shard
 
 
@@ -28,7 +28,7 @@ def _job(calls, die_at=None):
 
 
 def _logged(out):
-    return [json.loads(line)["chunk"] for line in (partial_dir(out) / "log.jsonl").read_text().splitlines()]
+    return computed_chunks(out)
 
 
 def test_plan_covers_the_items_once():

@@ -7,8 +7,9 @@ results go to ``OUT.partial/`` beside the final file ``OUT``:
 - ``manifest.json``: the job's fingerprint (input hash, method, settings, seed, chunking); a
   rerun with another fingerprint starts over (or, with ``resume=True``, is refused);
 - ``chunk-000012.npz``: the arrays of chunk 12, written atomically (so present = complete);
-- ``log.jsonl``: one line ``{"chunk", "rank", "seconds"}`` per chunk computed (appended after
-  its file is in place), which is how the tests count work done twice.
+- ``log-rank{r}.jsonl``: one line ``{"chunk", "rank", "seconds"}`` per chunk rank r computed
+  (rewritten atomically after the chunk's file is in place; one file per rank, so ranks never
+  write the same file), which is how the tests count work done twice (:func:`computed_chunks`).
 
 Chunks are dealt to torchrun ranks round robin (:func:`mixdvae.utils.distributed.shard`); a rank
 skips the chunks already on disk. Rank 0 then collects the chunks it cannot see (another node's
@@ -40,9 +41,9 @@ from tqdm.auto import tqdm
 
 from mixdvae.errors import ConfigError
 from mixdvae.utils.distributed import agree_on_rank0, barrier, broadcast_from_rank0, gather_to_rank0, rank_and_world, shard
-from mixdvae.utils.io import save_npz, write_json
+from mixdvae.utils.io import save_npz, write_json, write_text
 
-__all__ = ["ChunkPlan", "chunk_seed", "partial_dir", "run_chunks", "remove_partial", "file_sha256", "MANIFEST_FORMAT"]
+__all__ = ["ChunkPlan", "chunk_seed", "partial_dir", "computed_chunks", "run_chunks", "remove_partial", "file_sha256", "MANIFEST_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,23 @@ def _compute_mine(folder: Path, plan: ChunkPlan, todo: list[int], compute, compu
             start, stop = plan.bounds(c)
             arrays = {k: np.asarray(v) for k, v in compute(c, start, stop).items()}
             save_npz(_chunk_path(folder, c), **arrays)
-            with open(folder / "log.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"chunk": c, "rank": rank, "world": world,
-                                     "seconds": round(time.perf_counter() - t0, 6)}) + "\n")
+            log_path = folder / f"log-rank{rank}.jsonl"
+            before = log_path.read_text(encoding="utf-8") if log_path.is_file() else ""
+            line = json.dumps({"chunk": c, "rank": rank, "world": world, "seconds": round(time.perf_counter() - t0, 6)})
+            write_text(log_path, before + line + "\n")
             if world > 1:
                 computed[c] = arrays
             bar.update(1)
+
+
+def computed_chunks(out: str | Path) -> list[int]:
+    """Every chunk index computed so far for ``OUT`` (from all ranks' logs; repeats mean work
+    done twice), in log order per rank."""
+    folder = partial_dir(out)
+    chunks: list[int] = []
+    for path in sorted(folder.glob("log-rank*.jsonl")):
+        chunks += [json.loads(line)["chunk"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return chunks
 
 
 def run_chunks(
