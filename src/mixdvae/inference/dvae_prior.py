@@ -278,12 +278,17 @@ class DVAESourcePrior:
         w = (first[:, 2] - first[:, 0]).abs().clamp_min(1e-3)
         hh = (first[:, 3] - first[:, 1]).abs().clamp_min(1e-3)
         size = torch.stack([w, hh, w, hh], dim=-1)  # (BN, D)
-        # float64: the step noise is rank one ([[1, 1], [1, 1]]) and may dwarf the acceleration floor,
-        # which leaves the predicted 2x2 covariances too close to singular for float32.
-        f64 = lambda x: x.to(torch.float64)  # noqa: E731
-        lam, inf = f64(prec.transpose(1, 2)), f64(info.transpose(1, 2))  # (BN, D, T)
-        res = cv_smoother(lam, inf, f64(opts.kalman_acc_std * size) ** 2, f64(first), f64(opts.kalman_init_std * size) ** 2,
-                          f64(opts.kalman_vel_std * size) ** 2, offset=f64(offset), q_step=f64(step_var).clamp_max(1e4))
+        # The step noise is rank one ([[1, 1], [1, 1]]); where it dwarfs the acceleration floor
+        # (a prior far less certain than kalman_acc_std, e.g. an untrained one) the predicted 2x2
+        # covariances are too close to singular for float32, and the smoother runs in float64.
+        step_var = step_var.clamp_max(1e4)
+        q_floor = (opts.kalman_acc_std * size) ** 2  # (BN, D)
+        ill_conditioned = bool((step_var > 1e3 * q_floor[..., None]).any())
+        dtype = torch.float64 if ill_conditioned else xbar.dtype
+        cast = lambda x: x.to(dtype)  # noqa: E731
+        lam, inf = cast(prec.transpose(1, 2)), cast(info.transpose(1, 2))  # (BN, D, T)
+        res = cv_smoother(lam, inf, cast(q_floor), cast(first), cast(opts.kalman_init_std * size) ** 2,
+                          cast(opts.kalman_vel_std * size) ** 2, offset=cast(offset), q_step=cast(step_var))
         m, v = res.mean_p, res.var_p
         # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
         observed = lam > 0
