@@ -32,17 +32,17 @@ def test_every_shipped_prior_loads_and_has_a_card(name):
         assert model.x_dim == 4 and "heldout_forecast" in card
 
 
-def test_shipped_motion_prior_forecasts_as_well_as_constant_velocity():
+def test_shipped_motion_prior_forecasts_better_than_constant_velocity():
     """One-step forecast RMSE of the shipped SRNN on the 1,000 held-out synthetic trajectories
-    (recomputed here, and equal to the card's figure) within 1 % of constant velocity, which is
-    exact on most frames of these trajectories (docs/tracking.md). The foundation issue asks for
-    strictly below; the shipped prior measures 1.001 x constant velocity, so that stays open."""
+    (recomputed here, and equal to the card's figure) strictly below constant velocity's, which is
+    exact on most frames of these trajectories (docs/tracking.md); the prior was trained with the
+    point-forecast term (forecast_weight = 1) and measures 0.998 x constant velocity."""
     boxes = load_trajectories(asset("heldout_trajectories.npz")).boxes
     model = load_weights(shipped_weights("motion_srnn"))
     target = boxes[:, 1:]
     prior = forecast_rmse(prior_forecast(model, boxes), target)
     cv = forecast_rmse(constant_velocity_forecast(boxes), target)
-    assert prior < 1.01 * cv, (prior, cv)
+    assert prior < cv, (prior, cv)
     card = json.loads(shipped_weights("motion_srnn").with_suffix(".json").read_text())
     assert card["heldout_forecast"]["prior_rmse"] == pytest.approx(prior, rel=1e-4)
 
