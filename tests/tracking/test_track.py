@@ -65,7 +65,7 @@ def test_outputs_are_finite_with_empty_frames_and_an_undetected_source(scenes, r
     ws.det[0, 5:15] = np.nan  # ten frames without any detection
     ws.det_gt_index[0, 5:15] = -1
     ws.det[1, 1:] = np.nan  # nothing after the first frame
-    for method in ("kalman", "vkf", "mixdvae"):
+    for method in ("kalman", "vkf", "mixdvae", "deep-ar"):  # deep-ar: the shipped prior, no latent
         res = track_windows(ws, method, FAST, weights=random_srnn if method == "mixdvae" else None)
         assert np.isfinite(res.boxes).all()
         assert np.isfinite(res.eta).all()

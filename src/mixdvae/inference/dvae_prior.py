@@ -263,9 +263,10 @@ class DVAESourcePrior:
         h = model.deterministic_h(xbar)
         with torch.enable_grad():
             z, qz = self._e_step_z(xbar, sbar, generator, h)
-        prior_z = model.prior_from_h if self.fused is None else self.fused.prior_z
-        z_prev = shift_right(z)
-        pz = prior_z(h, z_prev) if z.shape[-1] > 0 else None
+        pz = None
+        if z.shape[-1] > 0:  # Deep AR has no latent
+            prior_z = model.prior_from_h if self.fused is None else self.fused.prior_z
+            pz = prior_z(h, shift_right(z))
         z_dec = pz.mean if (opts.predictive and pz is not None) else z
         decode = model.decode_from_h if self.fused is None else self.fused.decode
         pred = decode(h, z_dec, model.residual_base_seq(xbar))  # mu_t(m_{<t}), (BN, T, D)
