@@ -50,3 +50,49 @@ def test_two_ranks_track_and_separate_like_one_process(tmp_path, capsys):
     run = _torchrun(separate_args(tmp_path, mixtures, tmp_path / "sep_two.npz") + ["--chunk-size", "2"])
     assert run.returncode == 0, run.stderr[-2000:]
     _assert_same(arrays(tmp_path / "sep_one.npz"), arrays(tmp_path / "sep_two.npz"))
+
+
+def _sequence_set(root, count=3):
+    """``count`` synthetic MOTChallenge sequence folders (seqinfo.ini, det/det.txt) under ``root``."""
+    from mixdvae.data.mot import write_mot_results
+    from mixdvae.tracking.synthetic_sequence import synthetic_sequence
+
+    for s in range(count):
+        _, det, info = synthetic_sequence(num_people=3, length=40, seed=s, clutter_per_frame=0.5)
+        seq = root / f"SYN-{s:02d}"
+        (seq / "det").mkdir(parents=True)
+        (seq / "seqinfo.ini").write_text(
+            f"[Sequence]\nname=SYN-{s:02d}\nimDir=img1\nframeRate={info.frame_rate:g}\nseqLength={info.seq_length}\n"
+            f"imWidth={info.im_width}\nimHeight={info.im_height}\nimExt=.jpg\n")
+        write_mot_results(seq / "det" / "det.txt", det.frame, det.id, det.boxes, det.conf)
+    return root
+
+
+def test_two_ranks_track_a_folder_of_sequences_like_one_process(tmp_path, capsys):
+    seqs = _sequence_set(tmp_path / "train")
+    args = ["track", str(seqs), "--method", "vkf", *CPU]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0, capsys.readouterr().err
+    res = _torchrun([*args, "--out", str(tmp_path / "two")])
+    assert res.returncode == 0, res.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert names == [f"SYN-{s:02d}.txt{ext}" for s in range(3) for ext in ("", ".json")]
+    for s in range(3):
+        one = (tmp_path / "one" / f"SYN-{s:02d}.txt").read_text()
+        assert one and one == (tmp_path / "two" / f"SYN-{s:02d}.txt").read_text()
+
+
+def test_a_rerun_tracks_only_the_missing_sequences(tmp_path, capsys):
+    seqs = _sequence_set(tmp_path / "train")
+    out = tmp_path / "res"
+    args = ["track", str(seqs), "--method", "kalman", "--out", str(out), *CPU]
+    assert main(args) == 0
+    first = (out / "SYN-01.txt").read_text()
+    (out / "SYN-01.txt").unlink()  # as if the run had been killed before this sequence
+    (out / "SYN-02.txt").write_text("kept\n")  # a finished result is not recomputed
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "SYN-01" in printed and "SYN-00" not in printed and "SYN-02" not in printed
+    assert (out / "SYN-01.txt").read_text() == first
+    assert (out / "SYN-02.txt").read_text() == "kept\n"

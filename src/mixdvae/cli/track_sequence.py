@@ -4,6 +4,12 @@
 file: :mod:`mixdvae.cli.track`). Reads ``SEQ_DIR/seqinfo.ini`` and ``SEQ_DIR/det/det.txt`` and
 writes the MOTChallenge result file, its JSON summary (``RESULT.txt.json`` unless ``--summary``)
 and, with ``--plot DIR``, a figure of the tracks over time.
+
+A folder of sequence folders (e.g. ``MOT15/train``) is tracked sequence by sequence into
+``--out DIR/<name>.txt`` (+ ``.txt.json``). Under ``torchrun`` the sequences are dealt to the ranks
+round robin (:func:`mixdvae.utils.distributed.shard`) and each rank writes its own results; a
+sequence whose result and summary are already in ``DIR`` is skipped, so a rerun after a kill
+tracks only what is missing (each file is written atomically: present means complete).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from pathlib import Path
 
 from mixdvae.errors import ConfigError, DataFormatError
 
-__all__ = ["SEQUENCE_METHODS", "add_sequence_arguments", "load_sequence_config", "set_threads", "run_track_sequence"]
+__all__ = ["SEQUENCE_METHODS", "add_sequence_arguments", "load_sequence_config", "set_threads", "sequence_folders",
+           "run_track_sequence"]
 
 SEQUENCE_METHODS = ("mixdvae", "vkf", "kalman", "sort", "ocsort", "bytetrack")
 
@@ -53,23 +60,25 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def run_track_sequence(args: argparse.Namespace) -> int:
+def sequence_folders(path: Path) -> list[Path] | None:
+    """The sequence folders (holding seqinfo.ini) inside ``path``, sorted; None when ``path`` is
+    itself a sequence folder or holds none (then it is read as one sequence, with its errors)."""
+    if (path / "seqinfo.ini").is_file() or not path.is_dir():
+        return None
+    found = sorted(p for p in path.iterdir() if p.is_dir() and (p / "seqinfo.ini").is_file())
+    return found or None
+
+
+def _track_one(seq_dir: Path, out: Path, summary: Path | None, args: argparse.Namespace, config, device, progress: bool):
     from mixdvae.data.mot import read_sequence
     from mixdvae.tracking.sequence import track_sequence
     from mixdvae.tracking.sequence_results import write_sequence_tracks
-    from mixdvae.utils.device import resolve_device
 
-    if args.method not in SEQUENCE_METHODS:
-        raise ConfigError(f"--method: '{args.method}' cannot track a whole sequence (choose from {list(SEQUENCE_METHODS)})")
-    seq = read_sequence(args.windows)
+    seq = read_sequence(seq_dir)
     if seq.det is None:
-        raise DataFormatError(f"{args.windows / 'det' / 'det.txt'}: file not found (whole-sequence tracking reads detections)")
-    config = load_sequence_config(args.config)
-    set_threads(args.threads)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    tracks = track_sequence(seq.det, seq.info, args.method, config, args.weights, resolve_device(args.device),
-                            args.seed, progress)
-    out, summary = write_sequence_tracks(args.out, tracks, args.summary)
+        raise DataFormatError(f"{seq_dir / 'det' / 'det.txt'}: file not found (whole-sequence tracking reads detections)")
+    tracks = track_sequence(seq.det, seq.info, args.method, config, args.weights, device, args.seed, progress)
+    out, summary = write_sequence_tracks(out, tracks, summary)
     print(f"tracked {seq.info.name} ({tracks.num_frames} frames) with {args.method}: {tracks.num_tracks} tracks, "
           f"{tracks.frames.shape[0]} boxes, {tracks.fps:.0f} frames/s")
     print(f"wrote {out} and {summary}")
@@ -78,4 +87,35 @@ def run_track_sequence(args: argparse.Namespace) -> int:
 
         figure = plot_sequence_tracks(tracks, seq.info, Path(args.plot) / f"{seq.info.name}_{args.method}_tracks.png")
         print(f"wrote {figure}")
+
+
+def run_track_sequence(args: argparse.Namespace) -> int:
+    from mixdvae.utils.device import resolve_device
+    from mixdvae.utils.distributed import barrier, process_group, rank_and_world, shard
+
+    if args.method not in SEQUENCE_METHODS:
+        raise ConfigError(f"--method: '{args.method}' cannot track a whole sequence (choose from {list(SEQUENCE_METHODS)})")
+    config = load_sequence_config(args.config)
+    set_threads(args.threads)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    folders = sequence_folders(Path(args.windows))
+    if folders is None:
+        _track_one(Path(args.windows), Path(args.out), args.summary, args, config, resolve_device(args.device), progress)
+        return 0
+    if args.summary is not None:
+        raise ConfigError("--summary: a folder of sequences writes one summary per sequence (OUT/<name>.txt.json)")
+    out_dir = Path(args.out)
+    with process_group(resolve_device(args.device)) as device:
+        rank, world = rank_and_world()
+        mine = shard(folders, rank, world)
+        skipped = 0
+        for seq_dir in mine:
+            out = out_dir / f"{seq_dir.name}.txt"
+            if out.is_file() and out.with_name(out.name + ".json").is_file():
+                skipped += 1  # finished by an earlier run
+                continue
+            _track_one(seq_dir, out, None, args, config, device, progress)
+        barrier()
+    if rank == 0:
+        print(f"{len(folders)} sequences in {out_dir} ({world} process(es); rank 0 skipped {skipped} already done)")
     return 0
