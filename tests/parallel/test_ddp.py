@@ -30,9 +30,9 @@ class _MeanSquares(nn.Module):
         super().__init__()
         self.lin = nn.Linear(3, 3)
 
-    def loss(self, x, kl_weight=1.0, ss_prob=0.0, generator=None):
+    def loss(self, x, kl_weight=1.0, ss_prob=0.0, generator=None, forecast_weight=0.0):
         err = ((self.lin(x) - x) ** 2).mean()
-        return _Terms(err, err, err * 0)
+        return _Terms((1.0 + forecast_weight) * err, err, err * 0)  # the forecast term must reach every rank
 
 
 def _model():
@@ -47,9 +47,9 @@ def _batch(n):
 def _gradients_on_ranks(rank, sizes):
     with process_group(torch.device("cpu")):
         out = []
-        for n in sizes:
+        for n, weight in zip(sizes, FORECAST_WEIGHTS):
             model = _model()
-            parallel = DataParallelLoss(model, torch.device("cpu"))
+            parallel = DataParallelLoss(model, torch.device("cpu"), forecast_weight=weight)
             backward, (value, _, _) = parallel(_batch(n), 1.0, 0.0, None)
             backward.backward()
             out.append((value, [p.grad.clone() for p in model.parameters()]))
@@ -65,6 +65,7 @@ def test_local_slices_cover_the_batch_with_weights_that_average_to_one():
 
 
 SIZES = (8, 7, 1)  # even, odd (n_r = 4 and 3), and smaller than the world
+FORECAST_WEIGHTS = (0.0, 0.5, 0.0)  # TrainConfig.forecast_weight passed through DDP
 RUNS = (("straight", 3, 3), ("resumed", 2, 3))
 
 
@@ -90,9 +91,9 @@ def two_ranks(tmp_path_factory):
 
 def test_two_ranks_with_half_batches_give_the_full_batch_gradient(two_ranks):
     per_rank = two_ranks[0]
-    for i, n in enumerate(SIZES):
+    for i, (n, weight) in enumerate(zip(SIZES, FORECAST_WEIGHTS)):
         model = _model()
-        terms = model.loss(_batch(n))
+        terms = model.loss(_batch(n), forecast_weight=weight)
         terms.loss.backward()
         for rank in range(2):
             value, grads = per_rank[rank][i]

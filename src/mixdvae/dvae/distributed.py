@@ -54,12 +54,14 @@ def rank_noise_seed(seed: int, epoch: int, rank: int) -> int:
 class _LossModule(nn.Module):
     """``forward`` = ``dvae.loss`` so that DDP sees the call and all-reduces the gradients."""
 
-    def __init__(self, dvae: nn.Module):
+    def __init__(self, dvae: nn.Module, forecast_weight: float = 0.0):
         super().__init__()
         self.dvae = dvae
+        self.forecast_weight = forecast_weight
 
     def forward(self, x: Tensor, kl_weight: float, ss_prob: float, generator: torch.Generator | None) -> Any:
-        return self.dvae.loss(x, kl_weight=kl_weight, ss_prob=ss_prob, generator=generator)
+        return self.dvae.loss(x, kl_weight=kl_weight, ss_prob=ss_prob, generator=generator,
+                              forecast_weight=self.forecast_weight)
 
 
 class DataParallelLoss:
@@ -70,13 +72,13 @@ class DataParallelLoss:
     on every rank (one all-reduce of three numbers per step).
     """
 
-    def __init__(self, dvae: nn.Module, device: torch.device, group: Any = None):
+    def __init__(self, dvae: nn.Module, device: torch.device, group: Any = None, forecast_weight: float = 0.0):
         self.group = group
         self.rank, self.world = rank_and_world(group)
         self.device = torch.device(device)
         ids = [self.device] if self.device.type == "cuda" else None
         self.ddp = nn.parallel.DistributedDataParallel(
-            _LossModule(dvae), device_ids=ids, process_group=group,
+            _LossModule(dvae, forecast_weight), device_ids=ids, process_group=group,
             find_unused_parameters=False)
 
     def __call__(self, xb: Tensor, kl_weight: float, ss_prob: float,

@@ -408,7 +408,7 @@ def train_dvae(
             out.mkdir(parents=True, exist_ok=True)
             _write_log(paths["log"], [])
     # DDP broadcasts rank 0's weights at construction: a collective, so no rank starts before all checked out_dir
-    parallel = DataParallelLoss(model, device) if world > 1 else None
+    parallel = DataParallelLoss(model, device, forecast_weight=config.forecast_weight) if world > 1 else None
 
     stopped_early = best_epoch >= 0 and start > 0 and bad_epochs >= config.patience
     bar = tqdm(total=config.epochs, initial=min(start, config.epochs), desc="train", unit="epoch",
