@@ -72,6 +72,8 @@ def test_kl_warmup_and_scheduled_sampling_schedules():
         ({"ss_max": 1.5}, "TrainConfig.ss_max = 1.5: must be a probability in [0, 1]"),
         ({"grad_clip": 0.0}, "TrainConfig.grad_clip = 0.0: must be a finite number > 0"),
         ({"seed": -1}, "TrainConfig.seed = -1: must be an integer >= 0"),
+        ({"precision": "float16"}, "TrainConfig.precision = 'float16': expected 'float32' or 'bfloat16'"),
+        ({"forecast_weight": -1.0}, "TrainConfig.forecast_weight = -1.0: must be a number >= 0"),
     ],
 )
 def test_config_errors_name_the_field(kwargs, message):
@@ -118,6 +120,17 @@ def test_every_family_raises_the_validation_elbo(tmp_path, boxes, family, encode
     assert evaluate_loss(loaded, val, seed=1) == evaluate_loss(model, val, seed=1)
     assert [r["epoch"] for r in _log(result.log_path)] == list(range(6))
     assert result.plot_path.stat().st_size > 1000
+
+
+def test_bfloat16_autocast_training_raises_the_float32_validation_elbo(tmp_path, boxes):
+    """precision = bfloat16: the forward pass under autocast, weights and validation in float32."""
+    train, val = boxes
+    model = _model("srnn", "causal")
+    untrained = evaluate_loss(model, val, seed=1)["loss"]
+    result = train_dvae(model, train, val, TrainConfig(epochs=6, precision="bfloat16", **FAST), tmp_path, progress=False)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert result.best_val_loss < untrained - 2.0
+    assert read_card(result.best_path)["train"]["precision"] == "bfloat16"
 
 
 # --------------------------------------------------------------------------- (b) early stopping

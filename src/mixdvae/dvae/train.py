@@ -95,6 +95,10 @@ class TrainConfig:
         forecast_weight: weight of the point-forecast term of :meth:`DVAE.loss` (half the log of the
             one-step forecast's mean squared error; 0, the reference, trains on the ELBO alone).
             Under data parallelism each rank's slice contributes its own log-MSE.
+        precision: ``float32`` (default) or ``bfloat16``: the training forward pass runs under
+            ``torch.autocast`` in bfloat16 (matrix products and LSTMs), the loss, the backward pass,
+            the optimiser and the weights stay float32; validation is always float32. Opt-in: it
+            halves activation memory and speeds up GPUs with bfloat16 units; on CPU it is slower.
     """
 
     lr: float = 1e-3
@@ -111,8 +115,11 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_min: float = 1e-5
     forecast_weight: float = 0.0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("float32", "bfloat16"):
+            raise ConfigError(f"TrainConfig.precision = {self.precision!r}: expected 'float32' or 'bfloat16'")
         if not (isinstance(self.forecast_weight, (int, float)) and 0.0 <= self.forecast_weight < float("inf")):
             raise ConfigError(f"TrainConfig.forecast_weight = {self.forecast_weight!r}: must be a number >= 0")
         check_positive("TrainConfig", "lr", self.lr)
@@ -298,12 +305,13 @@ def _train_epoch(
     totals = np.zeros(3)
     for batch_start in range(0, n, config.batch_size):
         xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
-        if parallel is None:
-            terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen, forecast_weight=config.forecast_weight)
-            backward = terms.loss
-            value, recon, kl = float(terms.loss.detach()), float(terms.recon.detach()), float(terms.kl.detach())
-        else:
-            backward, (value, recon, kl) = parallel(xb, kappa, ss, noise_gen)  # global means, same on all ranks
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
+            if parallel is None:
+                terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen, forecast_weight=config.forecast_weight)
+                backward = terms.loss.float()
+                value, recon, kl = float(terms.loss.detach()), float(terms.recon.detach()), float(terms.kl.detach())
+            else:
+                backward, (value, recon, kl) = parallel(xb, kappa, ss, noise_gen)  # global means, same on all ranks
         if not math.isfinite(value):
             raise NumericalError(
                 f"epoch {epoch}: training loss is {value} at batch {batch_start // config.batch_size}; "
