@@ -15,7 +15,7 @@ _SHARED = Path("..") / "shared" / "data"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="Benchmarks in the layout of the paper's tables (tracking, separation).")
+    p = sub.add_parser("bench", help="Benchmarks: the paper's tables (tracking, separation), whole sequences, speed.")
     bench_sub = p.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=type(p))
     bench_sub.required = True
     t = bench_sub.add_parser("tracking", help="Table 2: MixDVAE, VKF, Deep AR, Kalman on MOT17 and MOT15 windows.")

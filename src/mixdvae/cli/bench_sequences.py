@@ -14,7 +14,9 @@ _SHARED = Path("..") / "shared" / "data"
 
 
 def add_sequences_parser(bench_sub: argparse._SubParsersAction) -> None:
-    q = bench_sub.add_parser("sequences", help="MixDVAE, VKF, Kalman, SORT, OC-SORT, ByteTrack on whole MOT15 / MOT17 train sequences.")
+    q = bench_sub.add_parser("sequences", help="MixDVAE, VKF, Kalman, SORT, OC-SORT, ByteTrack on whole MOT15 / MOT17 sequences.",
+                            description="Every method on every sequence of MOT15 train (public det.txt) and MOT17 train "
+                            "(simulated detector), scored with TrackEval; totals, per sequence and frames per second.")
     q.add_argument("--json", type=Path, default=None, help="save the full results here")
     q.add_argument("--mot15-dir", type=Path, default=_SHARED / "MOT15" / "train", help="public det.txt")
     q.add_argument("--mot17-dir", type=Path, default=_SHARED / "MOT17" / "train", help="simulated detector (no det.txt)")

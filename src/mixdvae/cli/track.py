@@ -25,9 +25,11 @@ __all__ = ["add_parser", "run_track"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "track",
-        help="Track windows (mixdvae data windows) with MixDVAE or a baseline.",
-        description="Estimate the N source boxes of every window from its detections alone. Writes the "
-        "boxes (W, T, N, 4) in pixels, the assignment posteriors (W, T, K, N) and the ELBO history.",
+        help="Track windows (mixdvae data windows), a MOTChallenge sequence or a folder of sequences.",
+        description="A windows file: estimate the N source boxes of every window from its detections alone; "
+        "writes the boxes (W, T, N, 4) in pixels, the assignment posteriors (W, T, K, N) and the ELBO history. "
+        "A sequence folder (seqinfo.ini, det/det.txt): track the whole sequence with births, deaths and "
+        "clutter into a MOTChallenge result file. A folder of sequence folders: one result per sequence in --out.",
     )
     p.add_argument("windows", type=Path, help="windows file (.npz from 'mixdvae data windows') or a MOTChallenge sequence folder (seqinfo.ini, det/det.txt)")
     p.add_argument("--out", "-o", type=Path, required=True, help="results file (.npz; a MOTChallenge .txt for a sequence folder)")
