@@ -58,7 +58,7 @@ class SpeedSpec:
         tracking_cases: (T, N) pairs.
         mixtures: mixtures in the separation case (0 skips it); mixture_frames: their length T;
             mixture_chunk: mixtures per chunk.
-        iterations: VEM iterations (None: each preset's).
+        iterations: a fixed number of VEM iterations, no early stop (None: each preset's, with its stopping rule).
         repeats: rounds, each launching every P once (medians over rounds are reported).
         threads: torch threads per process; 0 means max(1, cores // P).
         device: ``cpu`` or ``cuda``/``cuda:N`` (then each rank takes cuda:rank).
@@ -177,7 +177,7 @@ def _worker(rank: int, world: int, port: int, spec: SpeedSpec, out_dir: str) -> 
 
             config = get_preset("default")
             if spec.iterations is not None:
-                config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations))
+                config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations, tol=None))
             for length, sources in spec.tracking_cases:
                 ws = synthetic_windows(spec.windows, length, sources, seed=spec.seed)
                 compute = lambda c, a, b, ws=ws: _tracking_chunk(ws, config, device, spec.seed, c, a, b)  # noqa: E731
@@ -190,7 +190,7 @@ def _worker(rank: int, world: int, port: int, spec: SpeedSpec, out_dir: str) -> 
             config = separation_preset("default")
             config = dataclasses.replace(config, chunk_frames=spec.mixture_frames)
             if spec.iterations is not None:
-                config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations))
+                config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations, tol=None))
             separator = Separator(("speech", "flute"), "mixdvae", config, device=device, seed=spec.seed)
             mix = _mixtures(spec.mixtures, spec.mixture_frames, spec.seed)
             compute = lambda c, a, b: separator.separate(mix[a:b], seed=chunk_seed(spec.seed, c)).waveforms  # noqa: E731

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--cases", default="60x3,60x10,300x3,300x10", help="tracking cases TxN (default: all four)")
     v.add_argument("--mixtures", type=int, default=8, help="mixtures in the separation case; 0 skips it (default: 8)")
     v.add_argument("--mixture-frames", type=int, default=100, help="STFT frames per mixture (default: 100)")
-    v.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: each preset's)")
+    v.add_argument("--iterations", type=int, default=None, help="a fixed number of VEM iterations, no early stop (default: each preset's, with its stopping rule)")
     v.add_argument("--repeats", type=int, default=3,
                    help="rounds, each launching every process count once; medians are reported (default: 3)")
     v.add_argument("--threads", default="1", help="torch threads per process, or auto for cores // P (default: 1)")
