@@ -11,7 +11,7 @@ def test_demo_writes_every_table_and_figure(tmp_path, capsys):
     for heading in ("## 1. One-step forecast", "## 2. Tracking", "## 3. Separating"):
         assert heading in out
     forecast = json.loads((tmp_path / "forecast.json").read_text())
-    assert forecast["prior_rmse"] < 1.01 * forecast["constant_velocity_rmse"]  # docs/tracking.md
+    assert forecast["prior_rmse"] < forecast["constant_velocity_rmse"]  # docs/tracking.md
     tracking = json.loads((tmp_path / "tracking.json").read_text())
     assert set(tracking) == {"MixDVAE", "VKF"} and all(0 <= r["IDF1"] <= 100 for r in tracking.values())
     separation = json.loads((tmp_path / "separation.json").read_text())
