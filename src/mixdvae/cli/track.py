@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from mixdvae.cli.track_sequence import SEQUENCE_METHODS, add_sequence_arguments, run_track_sequence
+from mixdvae.cli.track_sequence import SEQUENCE_METHODS, add_sequence_arguments, run_track_sequence, set_threads
 from mixdvae.config import load_config_file
 from mixdvae.errors import ConfigError
 from mixdvae.data.windows import load_windows
@@ -61,6 +61,7 @@ def run_track(args: argparse.Namespace) -> int:
         data = load_config_file(args.config)
         config = config.with_overrides(data.get("tracking", data), str(args.config))
     windows = load_windows(args.windows)
+    set_threads(args.threads)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     t0 = time.perf_counter()
     with process_group(resolve_device(args.device)) as device:  # torchrun: one chunk share per rank

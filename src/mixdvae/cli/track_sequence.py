@@ -33,8 +33,8 @@ def add_sequence_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", type=Path, default=None, metavar="JSON",
                    help="sequence folder only: where the JSON summary goes (default: OUT.json)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="sequence folder only: torch intra-op threads (default 1: the per-frame tensors are small, "
-                   "more threads only add overhead)")
+                   help="torch intra-op threads per process (default 1: the per-frame tensors are small; more threads "
+                   "gain little on a quiet machine and slow everything down on a busy one; use processes, torchrun)")
 
 
 def load_sequence_config(path: Path | None):
