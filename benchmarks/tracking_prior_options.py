@@ -36,7 +36,9 @@ OPTIONS = [
     ("kalman, extra_std 0.1", dict(posterior="kalman", extra_std=0.1, predictive=True, kalman_acc_std=0.005)),
     ("kalman, extra_std 0.05", dict(posterior="kalman", extra_std=0.05, predictive=True, kalman_acc_std=0.005)),
     ("kalman, extra_std 0.05, acc_std 0.02", dict(posterior="kalman", extra_std=0.05, predictive=True, kalman_acc_std=0.02)),
-    ("kalman, extra_std 0.02, acc_std 0.02 (default)", dict(posterior="kalman", extra_std=0.02, predictive=True, kalman_acc_std=0.02)),
+    ("kalman, extra_std 0.02, acc_std 0.02", dict(posterior="kalman", extra_std=0.02, predictive=True, kalman_acc_std=0.02)),
+    ("kalman, extra_std 0.02 then learned, acc_std 0.02 (default)", dict(posterior="kalman", extra_std=0.02, predictive=True, kalman_acc_std=0.02, kalman_learn_noise=True)),
+    ("kalman, extra_std 0.1 then learned, acc_std 0.02", dict(posterior="kalman", extra_std=0.1, predictive=True, kalman_acc_std=0.02, kalman_learn_noise=True)),
     ("kalman, extra_std 0.01, acc_std 0.02", dict(posterior="kalman", extra_std=0.01, predictive=True, kalman_acc_std=0.02)),
     ("kalman, extra_std 0.02, acc_std 0.02, not predictive", dict(posterior="kalman", extra_std=0.02, predictive=False, kalman_acc_std=0.02)),
 ]
@@ -59,7 +61,7 @@ def main() -> int:
         sets[f"MOT17 T=60 ({args.max_windows} w)"] = _subset(load_windows(args.mot17_windows), args.max_windows, 0)
     rows = []
     for label, opts in OPTIONS:
-        base = dict(posterior="filter", kalman_acc_std=0.005)  # the filter rows: DEFAULT's other options
+        base = dict(posterior="filter", kalman_acc_std=0.005, kalman_learn_noise=False)  # rows start from DEFAULT's other options
         cfg = dataclasses.replace(DEFAULT, dvae=dataclasses.replace(DEFAULT.dvae, **{**base, **opts}))
         rows.append({"row": label, **{name: score(ws, track_windows(ws, "mixdvae", cfg, seed=0)) for name, ws in sets.items()}})
     for label, method in (("(Kalman + Hungarian)", "kalman"), ("(VKF)", "vkf")):

@@ -223,3 +223,5 @@ def test_offsets_and_step_noise_match_the_dense_posterior():
     np.testing.assert_allclose(res.mean_p.numpy(), mean[0::2], rtol=0, atol=1e-8)
     np.testing.assert_allclose(res.mean_v.numpy(), mean[1::2], rtol=0, atol=1e-8)
     np.testing.assert_allclose(res.var_p.numpy(), np.diag(cov)[0::2], rtol=1e-7, atol=1e-12)
+    lag = [0.0] + [cov[2 * t + 1, 2 * t - 1] for t in range(1, T)]  # Cov(v_t, v_{t-1})
+    np.testing.assert_allclose(res.lag_cov_v.numpy(), lag, rtol=1e-7, atol=1e-12)

@@ -63,6 +63,10 @@ class DVAEPriorOptions:
         kalman_acc_std, kalman_init_std, kalman_vel_std: with ``kalman``, the floor on the
             acceleration noise and the initial position and velocity spreads, relative to the box
             size (as the VKF prior's acc_std, init_std, vel_std).
+        kalman_learn_noise: with ``kalman``, an M-step on the added step variance of each source
+            and coordinate (extra_std sets its first value): with u_t = v_t - v_{t-1} - a_t,
+            r = max(floor, mean_t E_q[u_t^2] - q_vv - sigma2_t), E_q[u_t^2] from the smoothed
+            velocities and their lag-one covariance (:attr:`SmootherResult.lag_cov_v`).
     """
 
     sample_z: bool = False
@@ -77,6 +81,7 @@ class DVAEPriorOptions:
     kalman_acc_std: float = 0.005
     kalman_init_std: float = 0.5
     kalman_vel_std: float = 0.2
+    kalman_learn_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.posterior not in ("filter", "kalman"):
@@ -121,6 +126,8 @@ class DVAESourcePrior:
         # h_t = LSTM(m_{t-1}) of the last forward filter, keyed by the q(s) mean it returned: the
         # next E-Z encodes exactly that mean, so its deterministic_h pass is the filter's own h.
         self._filter_h: tuple[Tensor, Tensor] | None = None
+        # kalman_learn_noise: the step variance re-estimated by the last E-S, keyed like _filter_h
+        self._step_extra: tuple[Tensor, Tensor] | None = None
 
     def with_anchor(self, anchor: Tensor) -> "DVAESourcePrior":
         return DVAESourcePrior(self.model, self.options, anchor, self.fused or False)
@@ -227,7 +234,12 @@ class DVAESourcePrior:
             if torch.is_tensor(extra_var):
                 extra_var = torch.cat([extra_var, extra_var])
         if opts.posterior == "kalman":
-            return self._e_step_kalman(xbar, sbar, prec, info, anchor, extra_var, generator, (B, N, T, D))
+            learned = self._step_extra
+            if opts.kalman_learn_noise and learned is not None and learned[0] is q_prev.mean:
+                extra_var = learned[1]
+            q, elbo, step_extra = self._e_step_kalman(xbar, sbar, prec, info, anchor, extra_var, generator, (B, N, T, D))
+            self._step_extra = (q.mean, step_extra) if opts.kalman_learn_noise else None
+            return q, elbo
         with torch.enable_grad():
             cached = self._filter_h
             h_prev = cached[1] if cached is not None and cached[0] is q_prev.mean and not opts.smoother else None
@@ -291,6 +303,15 @@ class DVAESourcePrior:
         res = cv_smoother(lam, inf, cast(q_floor), cast(first), cast(opts.kalman_init_std * size) ** 2,
                           cast(opts.kalman_vel_std * size) ** 2, offset=cast(offset), q_step=cast(step_var))
         m, v = res.mean_p, res.var_p
+        step_extra = None
+        if opts.kalman_learn_noise and T > 1:
+            # M-step: E_q[u_t^2], u_t = v_t - v_{t-1} - a_t, minus the parts of its variance not learned
+            du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - cast(offset)[..., 1:]
+            u2 = du ** 2 + res.var_v[..., 1:] + res.var_v[..., :-1] - 2 * res.lag_cov_v[..., 1:]
+            dvae_var = cast(pred.var.clamp_min(opts.min_var)).transpose(1, 2)[..., 1:]
+            floor = cast((1e-3 * size) ** 2)
+            step_extra = (u2 - q_floor[..., None].to(dtype) - dvae_var).mean(-1).clamp_min(0.0)
+            step_extra = torch.maximum(step_extra, floor).clamp_max(cast(size ** 2)).to(xbar.dtype)  # (BN, D)
         # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
         observed = lam > 0
         y = torch.where(observed, inf / torch.where(observed, lam, torch.ones_like(lam)), torch.zeros_like(inf))
@@ -300,4 +321,4 @@ class DVAESourcePrior:
         if qz is not None and pz is not None:
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
         unflat = lambda x: x.transpose(1, 2).reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731  (BN, D, T) -> (B, T, N, D)
-        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1)
+        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1), step_extra

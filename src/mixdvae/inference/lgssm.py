@@ -52,9 +52,12 @@ class SmootherResult(NamedTuple):
             y_t = info_t / lam_t, i.e. ``log_norm - sum_{t: lam_t > 0} info_t^2 / (2 lam_t)``,
             computed without that large data term (use it in float32 ELBOs: -sum_k r (o - y)^2 / (2 Phi)
             is then the only data constant left). It equals ``log_norm`` where every lam_t = 0.
+        lag_cov_v: Cov(v_t, v_{t-1} | g_{1:T}) (0 at t = 1): the [v, v] entry of
+            P_{t,t-1|T} = P_{t|T} J_{t-1}^T (the RTS lag-one covariance), for M-steps on the
+            process noise.
 
     Shape:
-        mean_p, var_p, mean_v, var_v, cov_pv: (..., T); log_norm, log_norm_centred: (...).
+        mean_p, var_p, mean_v, var_v, cov_pv, lag_cov_v: (..., T); log_norm, log_norm_centred: (...).
     """
 
     mean_p: Tensor
@@ -64,6 +67,7 @@ class SmootherResult(NamedTuple):
     log_norm: Tensor
     cov_pv: Tensor
     log_norm_centred: Tensor
+    lag_cov_v: Tensor
 
 
 def cv_process_cov(q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -240,12 +244,15 @@ def cv_smoother(
     c, c_centred = _update_log_norms(pred, lam_t, info_t)
 
     smooth = [filt[-1]]
+    lag = torch.zeros(M, T, **like)
     if T > 1:
         gains = _smoother_gains(filt[:-1], pred[1:])
         for t in range(T - 2, -1, -1):
             smooth.append(_smooth_step(filt[t], pred[t + 1], smooth[-1], gains[t]))
     smooth.reverse()
     out = torch.stack(smooth, dim=-1)  # (5, M, T)
+    if T > 1:  # [P_{t|T} J_{t-1}^T]_vv = pv_{t|T} J_{t-1}[v, p] + vv_{t|T} J_{t-1}[v, v]
+        lag[:, 1:] = out[3][:, 1:] * gains[:, 1, 0].T + out[4][:, 1:] * gains[:, 1, 1].T
 
     def field(i: int) -> Tensor:
         return out[i].reshape(*batch, T)
@@ -258,6 +265,7 @@ def cv_smoother(
         log_norm=c.sum(0).reshape(batch),
         cov_pv=field(3),
         log_norm_centred=c_centred.sum(0).reshape(batch),
+        lag_cov_v=lag.reshape(*batch, T),
     )
     for name, value in result._asdict().items():
         if not bool(torch.isfinite(value).all()):
