@@ -85,7 +85,8 @@ class SequenceConfig:
     birth_score: float = 0.25
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
-    dvae: DVAEPriorOptions = field(default_factory=lambda: DVAEPriorOptions(extra_std=0.01, predictive=True, posterior="kalman"))
+    dvae: DVAEPriorOptions = field(default_factory=lambda: DVAEPriorOptions(extra_std=0.01, predictive=True, posterior="kalman",
+                                                                             kalman_learn_noise=True))
     cv: CVPriorOptions = field(default_factory=CVPriorOptions)
 
     def __post_init__(self) -> None:
