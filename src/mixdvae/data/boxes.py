@@ -24,6 +24,7 @@ __all__ = [
     "to_reference_encoding",
     "from_reference_encoding",
     "box_iou",
+    "box_size",
     "REFERENCE_IMAGE_SIZE",
 ]
 
@@ -49,6 +50,14 @@ def xyxy_to_xywh(boxes: ArrayLike) -> ArrayLike:
     """(x1, y1, x2, y2) -> (x1, y1, x2 - x1, y2 - y1).  Shape: (..., 4) -> (..., 4)."""
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
     return _stack([x1, y1, x2 - x1, y2 - y1], boxes)
+
+
+def box_size(boxes: torch.Tensor, min_size: float = 0.0) -> torch.Tensor:
+    """(|x2 - x1|, |y2 - y1|, |x2 - x1|, |y2 - y1|), each floored at ``min_size``: the scale of every
+    coordinate of an xyxy box.  Shape: (..., 4) -> (..., 4)."""
+    w = (boxes[..., 2] - boxes[..., 0]).abs().clamp_min(min_size)
+    h = (boxes[..., 3] - boxes[..., 1]).abs().clamp_min(min_size)
+    return torch.stack([w, h, w, h], dim=-1)
 
 
 def _scale(image_size: ArrayLike, like: ArrayLike) -> ArrayLike:

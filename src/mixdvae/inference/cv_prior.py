@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mixdvae.data.boxes import box_size
 from mixdvae.dvae.heads import Gauss
 from mixdvae.errors import ConfigError
 from mixdvae.inference.lgssm import cv_smoother
@@ -41,9 +42,7 @@ class ConstantVelocityPrior:
     """Exact E-S for the VKF baseline.  ``anchor`` (B, N, 4) xyxy boxes set the initial mean and scales."""
 
     def __init__(self, anchor: Tensor, options: CVPriorOptions = CVPriorOptions()):
-        w = (anchor[..., 2] - anchor[..., 0]).abs().clamp_min(1e-3)
-        h = (anchor[..., 3] - anchor[..., 1]).abs().clamp_min(1e-3)
-        self.size = torch.stack([w, h, w, h], dim=-1)  # (B, N, D)
+        self.size = box_size(anchor, 1e-3)  # (B, N, D)
         self.anchor = anchor
         self.options = options
 

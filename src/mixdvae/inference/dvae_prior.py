@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from mixdvae.data.boxes import box_size
 from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
@@ -221,9 +222,7 @@ class DVAESourcePrior:
         anchor = None if self.anchor is None else self.anchor.reshape(B * N, D)
         extra_var = 0.0
         if opts.extra_std > 0 and anchor is not None:
-            w = (anchor[:, 2] - anchor[:, 0]).abs()
-            h = (anchor[:, 3] - anchor[:, 1]).abs()
-            extra_var = (opts.extra_std * torch.stack([w, h, w, h], dim=-1)) ** 2  # (B*N, D)
+            extra_var = (opts.extra_std * box_size(anchor)) ** 2  # (B*N, D)
         if opts.smoother:
             # forward and time-reversed sequences as one batch of 2BN
             rev = lambda x: torch.flip(x, dims=[1])  # noqa: E731
@@ -288,9 +287,7 @@ class DVAESourcePrior:
         extra = extra_var[:, None, :] if torch.is_tensor(extra_var) else extra_var
         step_var = (pred.var.clamp_min(opts.min_var) + extra).transpose(1, 2)  # (BN, D, T)
         first = xbar[:, 0] if anchor is None else anchor
-        w = (first[:, 2] - first[:, 0]).abs().clamp_min(1e-3)
-        hh = (first[:, 3] - first[:, 1]).abs().clamp_min(1e-3)
-        size = torch.stack([w, hh, w, hh], dim=-1)  # (BN, D)
+        size = box_size(first, 1e-3)  # (BN, D)
         # The step noise is rank one ([[1, 1], [1, 1]]); where it dwarfs the acceleration floor the
         # predicted 2x2 covariances are too close to singular for float32. It is capped at 1e3 x the
         # floor (a step std of 0.6 box sizes per frame with the default floor: "unknown" in practice,

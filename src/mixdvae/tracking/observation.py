@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mixdvae.data.boxes import box_size
 from mixdvae.dvae.heads import Gauss
 from mixdvae.inference.steps import m_step_obs_scale
 
@@ -24,9 +25,7 @@ def box_scale(o: Tensor, mask: Tensor, min_size: float = 1e-3) -> Tensor:
 
     Shape: o (B, T, K, 4) xyxy -> (B, T, K, 4)
     """
-    w = (o[..., 2] - o[..., 0]).abs()
-    h = (o[..., 3] - o[..., 1]).abs()
-    scale = torch.stack([w, h, w, h], dim=-1).clamp_min(min_size)
+    scale = box_size(o, min_size)
     return torch.where(mask[..., None], scale, torch.ones_like(scale))
 
 

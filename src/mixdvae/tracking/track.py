@@ -17,7 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixdvae.config import config_to_dict
-from mixdvae.data.boxes import from_reference_encoding, normalise_boxes, denormalise_boxes, to_reference_encoding
+from mixdvae.data.boxes import box_size, from_reference_encoding, normalise_boxes, denormalise_boxes, to_reference_encoding
 from mixdvae.data.windows import WindowSet
 from mixdvae.dvae.base import DVAE
 from mixdvae.dvae.heads import Gauss
@@ -65,13 +65,6 @@ def _decode(boxes: np.ndarray, image_size: np.ndarray, encoding: str) -> np.ndar
     return denormalise_boxes(boxes, image_size[:, None, None, :])
 
 
-def _box_size(boxes: Tensor) -> Tensor:
-    """(w, h, w, h) magnitudes, floored.  (..., 4) -> (..., 4)."""
-    w = (boxes[..., 2] - boxes[..., 0]).abs().clamp_min(1e-3)
-    h = (boxes[..., 3] - boxes[..., 1]).abs().clamp_min(1e-3)
-    return torch.stack([w, h, w, h], dim=-1)
-
-
 def _obs_scale(o: Tensor, mask: Tensor, mode: str) -> Tensor:
     """Box sizes Phi is proportional to: each detection's own, or observation k's at frame 1."""
     own = box_scale(o, mask)
@@ -108,7 +101,7 @@ def track_boxes(
 
     rho = torch.full((B, D), config.obs_rho, dtype=o.dtype, device=o.device)
     obs = BoxObservationModel(_obs_scale(o, mask, config.obs_scale), rho, learn=config.vem.m_step)
-    var_of = lambda boxes: config.obs_rho * _box_size(boxes) ** 2  # noqa: E731
+    var_of = lambda boxes: config.obs_rho * box_size(boxes, 1e-3) ** 2  # noqa: E731
     if config.init == "kalman":
         init = kalman_init(o, mask, N, var_of)
         anchors = init.mean[:, 0]  # the sources' labelling is the Kalman tracker's
