@@ -264,10 +264,11 @@ class DVAESourcePrior:
         self._filter_h = (q.mean, hs) if reusable else None
         return q, elbo.reshape(B, N).sum(1)
 
-    def _e_step_kalman(self, xbar, sbar, prec, info, anchor, extra_var, generator, shape) -> tuple[Gauss, Tensor]:
-        """E-S with the DVAE linearised along the previous means (``posterior = "kalman"``).
+    def _e_step_kalman(self, xbar, sbar, prec, info, anchor, extra_var, generator, shape) -> tuple[Gauss, Tensor, Tensor | None]:
+        """E-S with the DVAE linearised along the previous means (``posterior = "kalman"``), and the
+        re-estimated step variance with ``kalman_learn_noise`` (else None).
 
-        Shape: xbar, sbar, prec, info (BN, T, D), anchor (BN, D) or None -> Gauss (B, T, N, D), (B,)
+        Shape: xbar, sbar, prec, info (BN, T, D), anchor (BN, D) or None -> Gauss (B, T, N, D), (B,), (BN, D)
         """
         B, N, T, D = shape
         model, opts = self.model, self.options
@@ -294,27 +295,23 @@ class DVAESourcePrior:
         # as where the DVAE meets motion unlike its training data), which keeps float32 exact enough.
         q_floor = (opts.kalman_acc_std * size) ** 2  # (BN, D)
         step_var = torch.minimum(step_var, 1e3 * q_floor[..., None])
-        dtype = xbar.dtype
-        cast = lambda x: x.to(dtype)  # noqa: E731
-        lam, inf = cast(prec.transpose(1, 2)), cast(info.transpose(1, 2))  # (BN, D, T)
-        res = cv_smoother(lam, inf, cast(q_floor), cast(first), cast(opts.kalman_init_std * size) ** 2,
-                          cast(opts.kalman_vel_std * size) ** 2, offset=cast(offset), q_step=cast(step_var))
+        lam, inf = prec.transpose(1, 2), info.transpose(1, 2)  # (BN, D, T)
+        res = cv_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2,
+                          (opts.kalman_vel_std * size) ** 2, offset=offset, q_step=step_var)
         m, v = res.mean_p, res.var_p
         step_extra = None
         if opts.kalman_learn_noise and T > 1:
             # M-step: E_q[u_t^2], u_t = v_t - v_{t-1} - a_t, minus the parts of its variance not learned
-            du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - cast(offset)[..., 1:]
+            du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - offset[..., 1:]
             u2 = du ** 2 + res.var_v[..., 1:] + res.var_v[..., :-1] - 2 * res.lag_cov_v[..., 1:]
-            dvae_var = cast(pred.var.clamp_min(opts.min_var)).transpose(1, 2)[..., 1:]
-            floor = cast((1e-3 * size) ** 2)
-            step_extra = (u2 - q_floor[..., None].to(dtype) - dvae_var).mean(-1).clamp_min(0.0)
-            step_extra = torch.maximum(step_extra, floor).clamp_max(cast(size ** 2)).to(xbar.dtype)  # (BN, D)
+            dvae_var = pred.var.clamp_min(opts.min_var).transpose(1, 2)[..., 1:]
+            step_extra = (u2 - q_floor[..., None] - dvae_var).mean(-1).clamp_min(0.0)
+            step_extra = torch.maximum(step_extra, (1e-3 * size) ** 2).clamp_max(size ** 2)  # (BN, D)
         # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
         observed = lam > 0
         y = torch.where(observed, inf / torch.where(observed, lam, torch.ones_like(lam)), torch.zeros_like(inf))
         expected_factor = torch.where(observed, -0.5 * lam * ((m - y) ** 2 + v), torch.zeros_like(m)).sum(dim=(1, 2))
-        elbo = (res.log_norm_centred.sum(dim=1) - expected_factor).to(xbar.dtype)
-        m, v = m.to(xbar.dtype), v.to(xbar.dtype)
+        elbo = res.log_norm_centred.sum(dim=1) - expected_factor
         if qz is not None and pz is not None:
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
         unflat = lambda x: x.transpose(1, 2).reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731  (BN, D, T) -> (B, T, N, D)
