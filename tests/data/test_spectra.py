@@ -45,7 +45,7 @@ def test_is_spectra_file_is_false_for_anything_else(tmp_path):
     [
         ("missing", "spectra file not found"),
         ("text", "not a valid .npz file"),
-        ("npy", "not a valid .npz file"),
+        ("npy", "not a valid .npz file (a single .npy array, not an archive)"),
         ("no-power", "missing key 'power' (found: boxes)"),
         ("nan", "'power' holds NaN or inf values"),
         ("inf", "'power' holds NaN or inf values"),

@@ -240,8 +240,9 @@ def test_bad_windows_files(windows: dict[str, WindowSet], tmp_path: Path) -> Non
     nan_gt[1, 3, 0, 2] = np.nan
     flipped = good["det_gt_index"].copy()
     flipped[good["det_gt_index"] == -1] = 0
+    no_index = _bad(good, "det_gt_index", None)
     cases = {
-        "missing_key": (_bad(good, "det_gt_index", None), "missing key 'det_gt_index'"),
+        "missing_key": (no_index, f"missing key 'det_gt_index' (found: {', '.join(no_index)})"),
         "gt_3d": (_bad(good, "gt", good["gt"][..., 0]), f"gt has shape {(w, t, n)}, expected (W, T, N, 4)"),
         "det_T": (_bad(good, "det", good["det"][:, :-1]),
                   f"det has shape {(w, t - 1, n, 4)}, expected (W, T, K, 4) = {(w, t, n, 4)} from gt {(w, t, n, 4)}"),
@@ -263,10 +264,10 @@ def test_bad_windows_files(windows: dict[str, WindowSet], tmp_path: Path) -> Non
     text.write_text("frame,id\n")
     with pytest.raises(DataFormatError) as err:
         load_windows(text)
-    assert str(err.value).startswith(f"{text}: not an .npz file") and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{text}: not a valid .npz file (") and "\n" not in str(err.value)
     npy = tmp_path / "array.npz"
     with open(npy, "wb") as fh:
         np.save(fh, good["gt"])
     with pytest.raises(DataFormatError) as err:
         load_windows(npy)
-    assert str(err.value) == f"{npy}: not an .npz file (a single .npy array)"
+    assert str(err.value) == f"{npy}: not a valid .npz file (a single .npy array, not an archive)"

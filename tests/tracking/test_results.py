@@ -63,8 +63,8 @@ def _boxes_with_nan() -> np.ndarray:
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"eta": None}, "r.npz: missing array 'eta'"),
-        ({"config": None}, "r.npz: missing array 'config'"),
+        ({"eta": None}, "r.npz: missing key 'eta' (found: boxes, elbo, method, config)"),
+        ({"config": None}, "r.npz: missing key 'config' (found: boxes, eta, elbo, method)"),
         ({"boxes": np.zeros((W, T, N, 2))},
          "r.npz: 'boxes' must be float (W, T, N, 4), got float64 (2, 5, 3, 2)"),
         ({"boxes": np.zeros((W, T, N, 4), dtype=np.int64)},
@@ -95,9 +95,9 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_tracking_results(tmp_path / "nope.npz")
     bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")
-    with pytest.raises(DataFormatError, match=r"bad.npz: not an .npz file"):
+    with pytest.raises(DataFormatError, match=r"bad.npz: not a valid \.npz file \("):
         load_tracking_results(bad)
     npy = tmp_path / "a.npy"
     np.save(npy, np.zeros(3))
-    with pytest.raises(DataFormatError, match=r"a.npy: not an .npz file \(a single .npy array\)"):
+    with pytest.raises(DataFormatError, match=r"a.npy: not a valid \.npz file \(a single \.npy array, not an archive\)$"):
         load_tracking_results(npy)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import save_npz
+from mixdvae.utils.io import read_npz, save_npz
 
 __all__ = ["save_spectra", "load_spectra", "is_spectra_file", "random_gains_db", "add_noise_floor"]
 
@@ -46,16 +46,8 @@ def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     Shape: -> (S, T, F) float32
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataFormatError(f"{p}: spectra file not found")
-    try:
-        with np.load(p, allow_pickle=False) as archive:
-            if "power" not in archive.files:
-                raise DataFormatError(f"{p}: missing key 'power' (found: {', '.join(archive.files) or 'nothing'})")
-            power = archive["power"]
-            meta_raw = archive["meta"] if "meta" in archive.files else None
-    except _READ_ERRORS as err:
-        raise DataFormatError(f"{p}: not a valid .npz file ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+    arrays = read_npz(p, ("power",), optional=("meta",), what="spectra file")
+    power, meta_raw = arrays["power"], arrays.get("meta")
     if power.ndim != 3 or power.shape[1] < 2 or power.shape[2] < 1:
         raise DataFormatError(f"{p}: 'power' has shape {power.shape}, expected (S, T >= 2, F)")
     if power.shape[0] == 0:

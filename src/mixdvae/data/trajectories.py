@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +21,9 @@ from typing import Any
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import save_npz
+from mixdvae.utils.io import read_npz, save_npz
 
 __all__ = ["TrajectorySet", "save_trajectories", "load_trajectories", "check_trajectory_boxes"]
-
-_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -114,23 +110,8 @@ def load_trajectories(path: str | os.PathLike) -> TrajectorySet:
         -> boxes (num, T, 4) float32.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataFormatError(f"{p}: trajectories file not found")
-    try:
-        archive = np.load(p, allow_pickle=False)
-    except _READ_ERRORS as err:
-        raise DataFormatError(f"{p}: not a valid .npz file ({_first_line(err)})") from err
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{p}: not a valid .npz file (a single .npy array, not an archive)")
-    with archive:
-        keys = list(archive.files)
-        if "boxes" not in keys:
-            raise DataFormatError(f"{p}: missing key 'boxes' (found: {', '.join(keys) or 'nothing'})")
-        try:
-            boxes = archive["boxes"]
-            meta_raw = archive["meta"] if "meta" in keys else None
-        except _READ_ERRORS as err:
-            raise DataFormatError(f"{p}: cannot read the arrays ({_first_line(err)})") from err
+    arrays = read_npz(p, ("boxes",), optional=("meta",), what="trajectories file")
+    boxes, meta_raw = arrays["boxes"], arrays.get("meta")
     boxes = check_trajectory_boxes(boxes, str(p))
     meta: dict[str, Any] = {}
     if meta_raw is not None:

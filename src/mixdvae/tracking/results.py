@@ -13,15 +13,13 @@ One ``.npz`` holding, for W windows of T frames, N sources and K detection slots
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import save_npz
+from mixdvae.utils.io import read_npz, save_npz
 
 __all__ = ["TrackingResults", "load_tracking_results", "save_tracking_results"]
 
@@ -55,10 +53,6 @@ def save_tracking_results(path: str | Path, results: TrackingResults) -> Path:
     return save_npz(path, **arrays)
 
 
-def _first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
-
-
 def _string(name: str, arrays, key: str) -> str:
     value = arrays[key]
     if value.ndim != 0 or value.dtype.kind != "U":
@@ -70,22 +64,7 @@ def load_tracking_results(path: str | Path) -> TrackingResults:
     """Read and check a results file; every problem is a one-line :class:`DataFormatError`."""
     path = Path(path)
     name = str(path)
-    if not path.is_file():
-        raise DataFormatError(f"{name}: results file not found")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataFormatError(f"{name}: not an .npz file ({_first_line(err)})") from err
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{name}: not an .npz file (a single .npy array)")
-    with npz:
-        try:
-            arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            raise DataFormatError(f"{name}: unreadable .npz member ({_first_line(err)})") from err
-    for key in ("boxes", "eta", "method", "config"):
-        if key not in arrays:
-            raise DataFormatError(f"{name}: missing array '{key}'")
+    arrays = read_npz(path, ("boxes", "eta", "method", "config"), optional=("elbo",), what="results file")
     boxes, eta = arrays["boxes"], arrays["eta"]
     if boxes.ndim != 4 or boxes.shape[3] != 4 or boxes.dtype.kind != "f":
         raise DataFormatError(f"{name}: 'boxes' must be float (W, T, N, 4), got {boxes.dtype} {boxes.shape}")

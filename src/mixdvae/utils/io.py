@@ -72,11 +72,12 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return Path(path)
 
 
-_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def read_npz(
@@ -86,8 +87,9 @@ def read_npz(
     .npz archive without pickles.
 
     Raises:
-        DataFormatError: one line starting with the path: ``{what} not found``, not an .npz file
-            (or a single .npy array), ``missing key 'k'``, or an unreadable member.
+        DataFormatError: one line starting with the path: ``{what} not found``, ``not a valid .npz
+            file (...)`` (also for a single .npy array), ``missing key 'k' (found: a, b)``, or
+            ``cannot read the arrays (...)`` for an unreadable member.
     """
     path = Path(path)
     if not path.is_file():
@@ -95,14 +97,15 @@ def read_npz(
     try:
         data = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
-        raise DataFormatError(f"{path}: not an .npz file ({_first_line(err)})") from err
+        raise DataFormatError(f"{path}: not a valid .npz file ({_first_line(err)})") from err
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DataFormatError(f"{path}: not an .npz file (a single .npy array)")
+        raise DataFormatError(f"{path}: not a valid .npz file (a single .npy array, not an archive)")
     with data:
-        missing = [k for k in keys if k not in data.files]
+        found = list(data.files)
+        missing = [k for k in keys if k not in found]
         if missing:
-            raise DataFormatError(f"{path}: missing key '{missing[0]}'")
+            raise DataFormatError(f"{path}: missing key '{missing[0]}' (found: {', '.join(found) or 'nothing'})")
         try:
-            return {k: data[k] for k in (*keys, *[o for o in optional if o in data.files])}
-        except (*_NPZ_ERRORS, zlib.error) as err:
-            raise DataFormatError(f"{path}: unreadable .npz member ({_first_line(err)})") from err
+            return {k: data[k] for k in (*keys, *[o for o in optional if o in found])}
+        except _NPZ_ERRORS as err:
+            raise DataFormatError(f"{path}: cannot read the arrays ({_first_line(err)})") from err
