@@ -4,7 +4,8 @@
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
 # recordings) is never seen. About 30 minutes on 2 CPU cores. Run from the repository root with the
-# virtualenv active.
+# virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
+# training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
 A=${AUDIO_DIR:-../shared/data/audio}
 mkdir -p runs/data
@@ -16,10 +17,10 @@ mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 2
 mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --noise-db -50 --seed 2 \
     --out runs/data/flute_val.npz --no-progress
 
-mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --out runs/flute_srnn --threads 1 --no-progress
-mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train.npz --val-fraction 0.1 --out runs/speech_srnn --threads 1 --no-progress
-mixdvae train --config recipes/flute_deep_ar.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --out runs/flute_deep_ar --threads 1 --no-progress
-mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train.npz --val-fraction 0.1 --out runs/speech_deep_ar --threads 1 --no-progress
+mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz --out runs/flute_srnn --threads 1 --no-progress
+mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
+mixdvae train --config recipes/flute_deep_ar.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz --out runs/flute_deep_ar --threads 1 --no-progress
+mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
 
 # copy the best weights into the package and add held-out figures to each card
 python recipes/ship_audio_weights.py

@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--val", type=Path, metavar="VAL.npz", help="validation trajectories (.npz)")
     val.add_argument("--val-fraction", type=float, metavar="F",
                      help="hold out this fraction of --data for validation (default: 0.1)")
+    p.add_argument("--leakage-data", type=Path, metavar="OTHER.npz",
+                   help="spectra of the other source(s) for leakage training (the [train] leakage_db range; "
+                   "mixdvae.dvae.leakage)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="TOML/JSON with [model] and [train] tables; flags override it")
@@ -193,6 +196,14 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
         data["val"] = {"split_of": str(args.data), "fraction": fraction, "seed": train_cfg.seed,
                        "num": int(val_x.shape[0])}
         data["train"]["num"] = int(train_x.shape[0])
+    leakage_x = None
+    if args.leakage_data is not None or train_cfg.leakage_db is not None:
+        if args.leakage_data is None:
+            raise ConfigError(f"[train] leakage_db = {list(train_cfg.leakage_db)} needs --leakage-data OTHER.npz")
+        if train_cfg.leakage_db is None:
+            raise ConfigError("--leakage-data needs a leakage_db = [low, high] range (dB) in the [train] table")
+        leakage_x, leakage_desc = _load_boxes(args.leakage_data, model_cfg.x_dim)
+        data["leakage"] = leakage_desc
     command = "mixdvae " + shlex.join(sys.argv[1:])
     card_extra: dict[str, Any] = {"data": data, "command": command, "commit": _git_commit()}
     best_card = run_paths(args.out)["best"].with_suffix(".json")
@@ -206,6 +217,7 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
     result = train_dvae(
         model, train_x.to(device), val_x.to(device), train_cfg, args.out, device=device,
         resume=args.resume, progress=progress, card_extra=card_extra,
+        leakage_x=None if leakage_x is None else leakage_x.to(device),
     )
     if rank_and_world()[0] == 0:
         print(_summary(result))

@@ -184,6 +184,7 @@ class DVAE(nn.Module):
         ss_prob: float = 0.0,
         generator: torch.Generator | None = None,
         forecast_weight: float = 0.0,
+        x_in: Tensor | None = None,
     ) -> ElboTerms:
         """Negative ELBO per frame: (1/BT) sum_{b,t} [-log p(x_t | ...) + kl_weight beta KL(q(z_t) || p(z_t))],
         plus ``forecast_weight`` x (1/2) log of the mean squared error of the one-step point forecast
@@ -193,15 +194,18 @@ class DVAE(nn.Module):
         the path used to predict (z_t from the prior), on the point forecast whose error the
         variance of the NLL would otherwise absorb. Its log makes it scale-free.
         Single-sample reparameterised estimate; ``kl_weight`` is the KL warm-up factor.
-        Shape: x (B, T, D) -> scalars.
+        ``x_in``: what the networks read instead of x (a corrupted view of it, as in
+        :mod:`mixdvae.dvae.leakage`); the likelihood still scores x.
+        Shape: x (B, T, D), x_in (B, T, D) -> scalars.
         """
         self.check_input(x)
-        q, pz, px = self.teacher_forced(x, ss_prob=ss_prob, generator=generator)
+        seen = x if x_in is None else x_in
+        q, pz, px = self.teacher_forced(seen, ss_prob=ss_prob, generator=generator)
         recon = self.head.nll(x, px).mean()
         kl = kl_diag_gauss(q, pz).mean() if q is not None else x.new_zeros(())
         loss = recon + kl_weight * self.config.beta * kl
         if forecast_weight > 0 and x.shape[1] > 1:
-            mse = ((self.predict_next(x).mean - x[:, 1:]) ** 2).mean()
+            mse = ((self.predict_next(seen).mean - x[:, 1:]) ** 2).mean()
             loss = loss + forecast_weight * 0.5 * torch.log(mse + 1e-20)
         return ElboTerms(loss, recon, kl)
 

@@ -59,9 +59,10 @@ class _LossModule(nn.Module):
         self.dvae = dvae
         self.forecast_weight = forecast_weight
 
-    def forward(self, x: Tensor, kl_weight: float, ss_prob: float, generator: torch.Generator | None) -> Any:
+    def forward(self, x: Tensor, kl_weight: float, ss_prob: float, generator: torch.Generator | None,
+                x_in: Tensor | None = None) -> Any:
         return self.dvae.loss(x, kl_weight=kl_weight, ss_prob=ss_prob, generator=generator,
-                              forecast_weight=self.forecast_weight)
+                              forecast_weight=self.forecast_weight, x_in=x_in)
 
 
 class DataParallelLoss:
@@ -82,9 +83,10 @@ class DataParallelLoss:
             find_unused_parameters=False)
 
     def __call__(self, xb: Tensor, kl_weight: float, ss_prob: float,
-                 generator: torch.Generator | None) -> tuple[Tensor, tuple[float, float, float]]:
+                 generator: torch.Generator | None, x_in: Tensor | None = None) -> tuple[Tensor, tuple[float, float, float]]:
         x_local, weight = local_slice(xb, self.rank, self.world)
-        terms = self.ddp(x_local, kl_weight, ss_prob, generator)
+        in_local = None if x_in is None else local_slice(x_in, self.rank, self.world)[0]
+        terms = self.ddp(x_local, kl_weight, ss_prob, generator, in_local)
         n_local = 0.0 if weight == 0.0 else float(x_local.shape[0])
         sums = torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach()]).double() * n_local
         dist.all_reduce(sums, group=self.group)

@@ -58,6 +58,7 @@ from mixdvae.dvae.train_state import (
     save_train_state,
 )
 from mixdvae.dvae.distributed import DataParallelLoss, rank_noise_seed
+from mixdvae.dvae.leakage import leaky_input
 from mixdvae.errors import CheckpointError, ConfigError, DataFormatError, NumericalError
 from mixdvae.utils.distributed import barrier, broadcast_from_rank0, rank_and_world
 from mixdvae.utils.io import write_text
@@ -99,6 +100,11 @@ class TrainConfig:
             ``torch.autocast`` in bfloat16 (matrix products and LSTMs), the loss, the backward pass,
             the optimiser and the weights stay float32; validation is always float32. Opt-in: it
             halves activation memory and speeds up GPUs with bfloat16 units; on CPU it is slower.
+        leakage_db: (low, high): train on leaky inputs (:mod:`mixdvae.dvae.leakage`): the networks
+            read x plus a random sequence of another source at a gain drawn in [low, high] dB
+            relative to x, the likelihood scores x; validation uses one fixed draw. Needs the other
+            source's sequences (``train_dvae(leakage_x=...)``, ``mixdvae train --leakage-data``).
+            None (default): clean inputs.
     """
 
     lr: float = 1e-3
@@ -116,8 +122,15 @@ class TrainConfig:
     lr_min: float = 1e-5
     forecast_weight: float = 0.0
     precision: str = "float32"
+    leakage_db: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.leakage_db is not None:
+            ok = isinstance(self.leakage_db, (list, tuple)) and len(self.leakage_db) == 2 and all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in self.leakage_db)
+            if not ok or self.leakage_db[0] > self.leakage_db[1]:
+                raise ConfigError(f"TrainConfig.leakage_db = {self.leakage_db!r}: expected two finite numbers [low, high] with low <= high")
+            object.__setattr__(self, "leakage_db", (float(self.leakage_db[0]), float(self.leakage_db[1])))
         if self.precision not in ("float32", "bfloat16"):
             raise ConfigError(f"TrainConfig.precision = {self.precision!r}: expected 'float32' or 'bfloat16'")
         if not (isinstance(self.forecast_weight, (int, float)) and 0.0 <= self.forecast_weight < float("inf")):
@@ -213,14 +226,15 @@ def _seeds(seed: int) -> tuple[int, int, int]:
 @torch.no_grad()
 def evaluate_loss(
     model: DVAE, x: Tensor, seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu",
-    forecast_weight: float = 0.0,
+    forecast_weight: float = 0.0, x_in: Tensor | None = None,
 ) -> dict[str, float]:
     """Validation loss per frame: recon + beta KL at kappa = 1 without scheduled sampling (plus the
     point-forecast term with ``forecast_weight``).
 
     ``recon`` = mean over (b, t) of -log p(x_t | ...) and ``kl`` = mean of KL(q(z_t) || p(z_t)),
     each with one posterior sample drawn from a generator seeded with ``seed`` (the same
-    ``seed`` gives the same figure). Shape: x (M, T, D).
+    ``seed`` gives the same figure). ``x_in``: what the networks read instead of x (leakage
+    training). Shape: x (M, T, D), x_in (M, T, D).
     """
     was_training = model.training
     model.eval()
@@ -228,7 +242,8 @@ def evaluate_loss(
     totals = np.zeros(3)
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size].to(device)
-        terms = model.loss(xb, kl_weight=1.0, ss_prob=0.0, generator=gen, forecast_weight=forecast_weight)
+        xb_in = None if x_in is None else x_in[start:start + batch_size].to(device)
+        terms = model.loss(xb, kl_weight=1.0, ss_prob=0.0, generator=gen, forecast_weight=forecast_weight, x_in=xb_in)
         totals += xb.shape[0] * np.array([float(terms.loss), float(terms.recon), float(terms.kl)])
     model.train(was_training)
     loss, recon, kl = totals / x.shape[0]
@@ -293,6 +308,7 @@ def _train_epoch(
     device: torch.device,
     state_path: Path,
     parallel: "DataParallelLoss | None" = None,
+    leakage_x: Tensor | None = None,
 ) -> tuple[float, float, float]:
     """One pass over ``train_x`` in a seeded random order; returns the mean (loss, recon, kl) per frame.
 
@@ -305,13 +321,17 @@ def _train_epoch(
     totals = np.zeros(3)
     for batch_start in range(0, n, config.batch_size):
         xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
+        xb_in = None
+        if leakage_x is not None and config.leakage_db is not None:
+            xb_in = leaky_input(xb, leakage_x, *config.leakage_db, generator=noise_gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
             if parallel is None:
-                terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen, forecast_weight=config.forecast_weight)
+                terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen,
+                                   forecast_weight=config.forecast_weight, x_in=xb_in)
                 backward = terms.loss.float()
                 value, recon, kl = float(terms.loss.detach()), float(terms.recon.detach()), float(terms.kl.detach())
             else:
-                backward, (value, recon, kl) = parallel(xb, kappa, ss, noise_gen)  # global means, same on all ranks
+                backward, (value, recon, kl) = parallel(xb, kappa, ss, noise_gen, xb_in)  # global means, same on all ranks
         if not math.isfinite(value):
             raise NumericalError(
                 f"epoch {epoch}: training loss is {value} at batch {batch_start // config.batch_size}; "
@@ -340,6 +360,7 @@ def train_dvae(
     progress: bool = True,
     card_extra: Mapping[str, Any] | None = None,
     callback: Callable[[int, dict[str, Any], DVAE], None] | None = None,
+    leakage_x: Tensor | None = None,
 ) -> TrainResult:
     """Pretrain ``model`` in place; return with the best weights loaded into it (in eval mode).
 
@@ -357,7 +378,10 @@ def train_dvae(
     over the ranks, only rank 0 writes files and shows progress, and every rank returns the same
     model. Resuming reads ``out_dir`` on every rank (it must be storage they all see).
 
-    Shape: train_x (N, T, D), val_x (M, T', D).
+    ``leakage_x``: sequences of the other source(s) for ``config.leakage_db`` (required with it,
+    refused without it).
+
+    Shape: train_x (N, T, D), val_x (M, T', D), leakage_x (L, T'', D) with T'' >= T, T'.
 
     Raises:
         DataFormatError: bad data shapes or values, or other data than the resumed run's.
@@ -367,6 +391,14 @@ def train_dvae(
     """
     _check_data(train_x, "train_x", model)
     _check_data(val_x, "val_x", model)
+    if (leakage_x is None) != (config.leakage_db is None):
+        raise ConfigError("TrainConfig.leakage_db and the leakage sequences go together: "
+                          + ("set leakage_db" if config.leakage_db is None else "pass the other source's sequences (--leakage-data)"))
+    if leakage_x is not None:
+        _check_data(leakage_x, "leakage_x", model)
+        if leakage_x.shape[1] < max(train_x.shape[1], val_x.shape[1]):
+            raise DataFormatError(f"leakage_x: sequences of {leakage_x.shape[1]} frames, shorter than the training "
+                                  f"({train_x.shape[1]}) or validation ({val_x.shape[1]}) ones")
     out = Path(out_dir)
     paths = run_paths(out)
     device = torch.device(device)
@@ -378,6 +410,11 @@ def train_dvae(
     shuffle_gen = torch_generator(shuffle_seed, "cpu")
     noise_gen = torch_generator(noise_seed, device)
     data = data_fingerprint(train_x, val_x)
+    val_in = None
+    if leakage_x is not None:
+        data["leakage"] = data_fingerprint(leakage_x, leakage_x[:1])["train_sha256"]
+        # one fixed leaky draw for validation, so that every epoch is scored on the same inputs
+        val_in = leaky_input(val_x, leakage_x, *config.leakage_db, generator=torch_generator(val_seed, "cpu"))
     extra = {"train": config_to_dict(config), "seed": config.seed, **dict(card_extra or {})}
 
     history: list[dict[str, Any]] = []
@@ -431,7 +468,8 @@ def train_dvae(
             if parallel is not None:  # per-rank noise, a function of (seed, epoch, rank): resumable
                 noise_gen.manual_seed(rank_noise_seed(noise_seed, epoch, rank))
             train_loss, train_recon, train_kl = _train_epoch(
-                model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"], parallel)
+                model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"], parallel,
+                None if leakage_x is None else leakage_x.to(device))
             record: dict[str, Any] = {
                 "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "val_loss": None, "val_recon": None, "val_kl": None,
@@ -440,7 +478,7 @@ def train_dvae(
             }
             improved = False
             if (epoch + 1) % config.val_every == 0 or epoch == config.epochs - 1:
-                val = evaluate_loss(model, val_x, val_seed, config.batch_size, device, config.forecast_weight)
+                val = evaluate_loss(model, val_x, val_seed, config.batch_size, device, config.forecast_weight, val_in)
                 val = broadcast_from_rank0(val)  # every rank takes rank 0's early-stopping decisions
                 if not math.isfinite(val["loss"]):
                     raise NumericalError(
