@@ -100,10 +100,16 @@ def run_spectral_vem(
     config: SpectralVEMConfig = SpectralVEMConfig(),
     generator: torch.Generator | None = None,
     progress: bool = False,
+    init_masks: Tensor | None = None,
 ) -> SpectralVEMResult:
     """Separate the mixtures ``mix`` into ``prior.num_sources`` sources.
 
-    Shape: mix (B, T, F) complex -> q(s) (B, T, N, F)
+    ``init_masks``: start from these assignments eta (a warm start, or the oracle masks in
+    ``benchmarks/separation_diagnostics.py``): q(s_n) = eta_n X with no variance, so the first E-Z
+    reads the masked mixtures; by default eta = 1/N and q(s_n) = CN(0, v^s_n) with v^s_n the DVAE's
+    reading of the mixture.
+
+    Shape: mix (B, T, F) complex, init_masks (B, T, F, N) -> q(s) (B, T, N, F)
     """
     if not torch.is_complex(mix) or mix.ndim != 3:
         raise ConfigError(f"run_spectral_vem: expected a complex mixture STFT (B, T, F), got {tuple(mix.shape)} {mix.dtype}")
@@ -118,9 +124,16 @@ def run_spectral_vem(
     eps = config.eps_rel * power.mean(dim=(1, 2)).clamp_min(1e-20)  # (B,)
     ratio = torch.full((B,), config.noise_ratio, dtype=power.dtype, device=power.device)
     log_prior = torch.full((N,), -math.log(N), dtype=power.dtype, device=power.device)
-    eta = torch.full((B, T, F, N), 1.0 / N, dtype=power.dtype, device=power.device)
-    v_init = prior.initial_variance(power, generator)  # (B, T, N, F)
-    q = SpectralSources(torch.zeros_like(v_init, dtype=mix.dtype), v_init)
+    if init_masks is None:
+        eta = torch.full((B, T, F, N), 1.0 / N, dtype=power.dtype, device=power.device)
+        v_init = prior.initial_variance(power, generator)  # (B, T, N, F)
+        q = SpectralSources(torch.zeros_like(v_init, dtype=mix.dtype), v_init)
+    else:
+        if tuple(init_masks.shape) != (B, T, F, N):
+            raise ConfigError(f"run_spectral_vem: init_masks of shape {tuple(init_masks.shape)}, expected {(B, T, F, N)}")
+        eta = init_masks.to(power.dtype)
+        masked = eta.transpose(-1, -2) * mix[:, :, None, :]  # (B, T, N, F)
+        q = SpectralSources(masked, torch.zeros_like(masked.real))
     history: list[Tensor] = []
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     for it in bar:
