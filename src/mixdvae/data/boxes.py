@@ -52,12 +52,17 @@ def xyxy_to_xywh(boxes: ArrayLike) -> ArrayLike:
     return _stack([x1, y1, x2 - x1, y2 - y1], boxes)
 
 
-def box_size(boxes: torch.Tensor, min_size: float = 0.0) -> torch.Tensor:
+def box_size(boxes: ArrayLike, min_size: float = 0.0) -> ArrayLike:
     """(|x2 - x1|, |y2 - y1|, |x2 - x1|, |y2 - y1|), each floored at ``min_size``: the scale of every
-    coordinate of an xyxy box.  Shape: (..., 4) -> (..., 4)."""
-    w = (boxes[..., 2] - boxes[..., 0]).abs().clamp_min(min_size)
-    h = (boxes[..., 3] - boxes[..., 1]).abs().clamp_min(min_size)
-    return torch.stack([w, h, w, h], dim=-1)
+    coordinate of an xyxy box (a tensor or an array, returned as the same kind).
+    Shape: (..., 4) -> (..., 4)."""
+    if isinstance(boxes, torch.Tensor):
+        w = (boxes[..., 2] - boxes[..., 0]).abs().clamp_min(min_size)
+        h = (boxes[..., 3] - boxes[..., 1]).abs().clamp_min(min_size)
+        return torch.stack([w, h, w, h], dim=-1)
+    w = np.maximum(np.abs(boxes[..., 2] - boxes[..., 0]), min_size)
+    h = np.maximum(np.abs(boxes[..., 3] - boxes[..., 1]), min_size)
+    return np.stack([w, h, w, h], axis=-1)
 
 
 def _scale(image_size: ArrayLike, like: ArrayLike) -> ArrayLike:

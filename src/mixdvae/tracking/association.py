@@ -24,10 +24,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from mixdvae.config import check_positive
-from mixdvae.data.boxes import box_iou
+from mixdvae.data.boxes import box_iou, box_size
 from mixdvae.errors import ConfigError
 
-__all__ = ["AssociationConfig", "BoxFilter", "box_size", "start_filter", "predict", "update", "association_cost", "associate"]
+__all__ = ["AssociationConfig", "BoxFilter", "MIN_SIZE", "start_filter", "predict", "update", "association_cost", "associate"]
 
 _FORBIDDEN = 1e12
 
@@ -81,23 +81,20 @@ class BoxFilter(NamedTuple):
         return BoxFilter(*(np.concatenate(parts) for parts in zip(*filters)))
 
 
-def box_size(boxes: np.ndarray, floor: float = 1e-3) -> np.ndarray:
-    """(w, h, w, h) of xyxy boxes, floored.  (..., 4) -> (..., 4)."""
-    w = np.maximum(boxes[..., 2] - boxes[..., 0], floor)
-    h = np.maximum(boxes[..., 3] - boxes[..., 1], floor)
-    return np.stack([w, h, w, h], axis=-1)
+MIN_SIZE = 1e-3
+"""Floor on box widths and heights (normalised units) wherever they scale a variance."""
 
 
 def start_filter(boxes: np.ndarray, config: AssociationConfig) -> BoxFilter:
     """New tracks at detections: N([o, 0], diag(R, (init_velocity_std size)^2)).  (N, 4) -> BoxFilter."""
-    size = box_size(boxes)
+    size = box_size(boxes, MIN_SIZE)
     z = np.zeros_like(boxes)
     return BoxFilter(boxes.copy(), z, (config.obs_std * size) ** 2, z.copy(), (config.init_velocity_std * size) ** 2)
 
 
 def predict(f: BoxFilter, config: AssociationConfig) -> BoxFilter:
     """m <- A m, P <- A P A^T + Q with q = (accel_std size)^2."""
-    q = (config.accel_std * box_size(f.p)) ** 2
+    q = (config.accel_std * box_size(f.p, MIN_SIZE)) ** 2
     return BoxFilter(f.p + f.v, f.v, f.pp + 2.0 * f.pv + f.vv + q / 3.0, f.pv + f.vv + q / 2.0, f.vv + q)
 
 
@@ -106,7 +103,7 @@ def update(f: BoxFilter, obs: np.ndarray, observed: np.ndarray, config: Associat
 
     Shape: obs (N, 4) (anything where not observed), observed (N,) bool.
     """
-    lam = observed.astype(np.float64)[:, None] / (config.obs_std * box_size(f.p)) ** 2  # (N, 4): 1/R or 0
+    lam = observed.astype(np.float64)[:, None] / (config.obs_std * box_size(f.p, MIN_SIZE)) ** 2  # (N, 4): 1/R or 0
     s = 1.0 + lam * f.pp
     resid = lam * (np.where(observed[:, None], obs, f.p) - f.p)
     gain_p, gain_v = f.pp / s, f.pv / s
@@ -118,7 +115,7 @@ def association_cost(f: BoxFilter, det: np.ndarray, config: AssociationConfig) -
 
     Shape: f (N, 4) each, det (K, 4) -> cost, d2: (N, K)
     """
-    s = (f.pp + (config.obs_std * box_size(f.p)) ** 2)[:, None, :]  # (N, 1, 4) innovation variance
+    s = (f.pp + (config.obs_std * box_size(f.p, MIN_SIZE)) ** 2)[:, None, :]  # (N, 1, 4) innovation variance
     d2 = ((det[None, :, :] - f.p[:, None, :]) ** 2 / s).sum(-1)  # (N, K)
     return d2 + np.log(s).sum(-1), d2
 

@@ -38,7 +38,8 @@ from mixdvae.dvae.heads import Gauss
 from mixdvae.errors import ConfigError
 from mixdvae.inference.cv_prior import ConstantVelocityPrior, CVPriorOptions
 from mixdvae.inference.dvae_prior import DVAEPriorOptions, DVAESourcePrior
-from mixdvae.tracking.association import AssociationConfig, BoxFilter, associate, predict, start_filter, update, box_size
+from mixdvae.data.boxes import box_size
+from mixdvae.tracking.association import MIN_SIZE, AssociationConfig, BoxFilter, associate, predict, start_filter, update
 from mixdvae.tracking.lifecycle import LifecycleConfig, Track, death_gap_frames, report_frames, step_lifecycle
 from mixdvae.tracking.observation import BoxObservationModel, box_scale
 from mixdvae.tracking.sequence_results import SequenceTracks
@@ -234,12 +235,12 @@ def _window_posterior(prop: _Proposal, src: np.ndarray, start: int, stop: int, d
     before = ~np.isfinite(ctx_m[..., 0]) & (np.cumsum(exist, axis=0) == 0)  # (C + T, N)
     jj = np.nonzero(before)[1]
     ctx_m[before] = first[jj]
-    ctx_v[before] = cfg.obs_rho * box_size(first[jj]) ** 2
+    ctx_v[before] = cfg.obs_rho * box_size(first[jj], MIN_SIZE) ** 2
     dev = dict(dtype=torch.float32, device=device)
     o_t = torch.as_tensor(o[None], **dev)
     mask_t = torch.as_tensor(mask[None], device=device)
     init_m = torch.as_tensor(init[None], **dev)
-    init_g = Gauss(init_m, cfg.obs_rho * torch.as_tensor(box_size(init)[None], **dev) ** 2)
+    init_g = Gauss(init_m, cfg.obs_rho * torch.as_tensor(box_size(init, MIN_SIZE)[None], **dev) ** 2)
     ctx = Gauss(torch.as_tensor(ctx_m[None], **dev), torch.as_tensor(ctx_v[None], **dev))
     obs = BoxObservationModel(box_scale(o_t, mask_t), torch.full((1, 4), cfg.obs_rho, **dev), learn=cfg.learn_obs)
     prior = _prior_for(method, model, cfg, init_m[:, 0])
