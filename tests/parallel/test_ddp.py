@@ -30,8 +30,8 @@ class _MeanSquares(nn.Module):
         super().__init__()
         self.lin = nn.Linear(3, 3)
 
-    def loss(self, x, kl_weight=1.0, ss_prob=0.0, generator=None, forecast_weight=0.0):
-        err = ((self.lin(x) - x) ** 2).mean()
+    def loss(self, x, kl_weight=1.0, ss_prob=0.0, generator=None, forecast_weight=0.0, x_in=None):
+        err = ((self.lin(x if x_in is None else x_in) - x) ** 2).mean()
         return _Terms((1.0 + forecast_weight) * err, err, err * 0)  # the forecast term must reach every rank
 
 
@@ -44,13 +44,19 @@ def _batch(n):
     return torch.randn(n, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
 
 
+def _leaky(n, leaky):
+    """The networks' input under leakage training (a corrupted view of the batch), or None."""
+    noise = torch.randn(n, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(100 + n))
+    return _batch(n) + 0.5 * noise if leaky else None
+
+
 def _gradients_on_ranks(rank, sizes):
     with process_group(torch.device("cpu")):
         out = []
-        for n, weight in zip(sizes, FORECAST_WEIGHTS):
+        for n, weight, leaky in zip(sizes, FORECAST_WEIGHTS, LEAKY):
             model = _model()
             parallel = DataParallelLoss(model, torch.device("cpu"), forecast_weight=weight)
-            backward, (value, _, _) = parallel(_batch(n), 1.0, 0.0, None)
+            backward, (value, _, _) = parallel(_batch(n), 1.0, 0.0, None, _leaky(n, leaky))
             backward.backward()
             out.append((value, [p.grad.clone() for p in model.parameters()]))
         return out
@@ -64,8 +70,9 @@ def test_local_slices_cover_the_batch_with_weights_that_average_to_one():
     assert local_slice(xb[:1], 1, 2)[1] == 0.0  # an empty slice joins the all-reduce with weight 0
 
 
-SIZES = (8, 7, 1)  # even, odd (n_r = 4 and 3), and smaller than the world
-FORECAST_WEIGHTS = (0.0, 0.5, 0.0)  # TrainConfig.forecast_weight passed through DDP
+SIZES = (8, 7, 1, 7)  # even, odd (n_r = 4 and 3), and smaller than the world
+FORECAST_WEIGHTS = (0.0, 0.5, 0.0, 0.0)  # TrainConfig.forecast_weight passed through DDP
+LEAKY = (False, False, False, True)  # leakage training: each rank reads its slice of x_in
 RUNS = (("straight", 3, 3), ("resumed", 2, 3))
 
 
@@ -91,9 +98,9 @@ def two_ranks(tmp_path_factory):
 
 def test_two_ranks_with_half_batches_give_the_full_batch_gradient(two_ranks):
     per_rank = two_ranks[0]
-    for i, (n, weight) in enumerate(zip(SIZES, FORECAST_WEIGHTS)):
+    for i, (n, weight, leaky) in enumerate(zip(SIZES, FORECAST_WEIGHTS, LEAKY)):
         model = _model()
-        terms = model.loss(_batch(n), forecast_weight=weight)
+        terms = model.loss(_batch(n), forecast_weight=weight, x_in=_leaky(n, leaky))
         terms.loss.backward()
         for rank in range(2):
             value, grads = per_rank[rank][i]

@@ -61,8 +61,9 @@ class _LossModule(nn.Module):
 
     def forward(self, x: Tensor, kl_weight: float, ss_prob: float, generator: torch.Generator | None,
                 x_in: Tensor | None = None) -> Any:
+        extra = {} if x_in is None else {"x_in": x_in}
         return self.dvae.loss(x, kl_weight=kl_weight, ss_prob=ss_prob, generator=generator,
-                              forecast_weight=self.forecast_weight, x_in=x_in)
+                              forecast_weight=self.forecast_weight, **extra)
 
 
 class DataParallelLoss:
