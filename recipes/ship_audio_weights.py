@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "data" / "audio"
 T = 50
 RUNS = {
-    "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train.npz",
+    "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train_hop25.npz",
                     "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
     "flute_srnn": ("recipes/flute_srnn.toml", "runs/data/flute_train.npz",
                    "--val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz", "flute"),
-    "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train.npz",
+    "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train_hop25.npz",
                        "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
     "flute_deep_ar": ("recipes/flute_deep_ar.toml", "runs/data/flute_train.npz",
                       "--val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz", "flute"),

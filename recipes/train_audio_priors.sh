@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 30 minutes on 2 CPU cores. Run from the repository root with the
+# recordings) is never seen. About 75 minutes on 2 CPU cores (the two speech priors take 30 minutes each). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -12,15 +12,19 @@ mkdir -p runs/data
 mixdvae data spectra --audio $A/speech/librispeech/train-clean-100 --audio $A/speech/librispeech/misc \
     --audio $A/speech/ljspeech --audio $A/speech/vctk_valentini --audio $A/speech/cmu_arctic --audio $A/speech/ami \
     --length 50 --gain-db -20 0 --seed 1 --out runs/data/speech_train.npz --no-progress
+# the speech priors train on segments overlapping by half (recipes/speech_srnn.toml)
+mixdvae data spectra --audio $A/speech/librispeech/train-clean-100 --audio $A/speech/librispeech/misc \
+    --audio $A/speech/ljspeech --audio $A/speech/vctk_valentini --audio $A/speech/cmu_arctic --audio $A/speech/ami \
+    --length 50 --hop 25 --gain-db -20 0 --seed 1 --out runs/data/speech_train_hop25.npz --no-progress
 mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 --seed 1 \
     --out runs/data/flute_train.npz --no-progress
 mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --noise-db -50 --seed 2 \
     --out runs/data/flute_val.npz --no-progress
 
 mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz --out runs/flute_srnn --threads 1 --no-progress
-mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
+mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/flute_deep_ar.toml --data runs/data/flute_train.npz --val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz --out runs/flute_deep_ar --threads 1 --no-progress
-mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
+mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
 
 # copy the best weights into the package and add held-out figures to each card
 python recipes/ship_audio_weights.py
