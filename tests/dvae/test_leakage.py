@@ -20,14 +20,6 @@ TINY = dict(x_dim=F, head="complex_variance", input_transform="log", encoder="ba
             dense_x=(16,), dense_enc=(8,), dense_prior=(8,), dense_dec=(16,), dense_g=(16,), g_dim=8, dense_z=(8,))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _spectra(num: int, low_band: bool, seed: int, T: int = 12) -> torch.Tensor:
     """Toy power spectra of one 'source': its own spectral shape (power in the low or the high half
     of the bins, 30 dB less in the other half) at a level that drifts over time.  (num, T, F)"""
