@@ -321,9 +321,7 @@ def _train_epoch(
     totals = np.zeros(3)
     for batch_start in range(0, n, config.batch_size):
         xb = train_x[perm[batch_start:batch_start + config.batch_size]].to(device)
-        xb_in = None
-        if leakage_x is not None and config.leakage_db is not None:
-            xb_in = leaky_input(xb, leakage_x, *config.leakage_db, generator=noise_gen)
+        xb_in = None if leakage_x is None else leaky_input(xb, leakage_x, *config.leakage_db, generator=noise_gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
             if parallel is None:
                 terms = model.loss(xb, kl_weight=kappa, ss_prob=ss, generator=noise_gen,
@@ -409,10 +407,10 @@ def train_dvae(
     shuffle_seed, noise_seed, val_seed = _seeds(config.seed)
     shuffle_gen = torch_generator(shuffle_seed, "cpu")
     noise_gen = torch_generator(noise_seed, device)
-    data = data_fingerprint(train_x, val_x)
+    data = data_fingerprint(train_x, val_x, leakage_x)
     val_in = None
     if leakage_x is not None:
-        data["leakage"] = data_fingerprint(leakage_x, leakage_x[:1])["train_sha256"]
+        leakage_x = leakage_x.to(device)
         # one fixed leaky draw for validation, so that every epoch is scored on the same inputs
         val_in = leaky_input(val_x, leakage_x, *config.leakage_db, generator=torch_generator(val_seed, "cpu"))
     extra = {"train": config_to_dict(config), "seed": config.seed, **dict(card_extra or {})}
@@ -469,7 +467,7 @@ def train_dvae(
                 noise_gen.manual_seed(rank_noise_seed(noise_seed, epoch, rank))
             train_loss, train_recon, train_kl = _train_epoch(
                 model, optimizer, train_x, config, epoch, shuffle_gen, noise_gen, device, paths["state"], parallel,
-                None if leakage_x is None else leakage_x.to(device))
+                leakage_x)
             record: dict[str, Any] = {
                 "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "val_loss": None, "val_recon": None, "val_kl": None,

@@ -82,17 +82,15 @@ class TrainState:
         }
 
 
-def data_fingerprint(train_x: torch.Tensor, val_x: torch.Tensor) -> dict[str, Any]:
-    """Shapes and sha256 of the training and validation tensors (to refuse resuming on other data)."""
+def data_fingerprint(train_x: torch.Tensor, val_x: torch.Tensor, leakage_x: torch.Tensor | None = None) -> dict[str, Any]:
+    """Shapes and sha256 of the training and validation tensors, and of the leakage sequences when
+    there are any (to refuse resuming on other data)."""
     def digest(x: torch.Tensor) -> str:
         return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
-    return {
-        "train_shape": list(train_x.shape),
-        "val_shape": list(val_x.shape),
-        "train_sha256": digest(train_x),
-        "val_sha256": digest(val_x),
-    }
+    tensors = {"train": train_x, "val": val_x, **({} if leakage_x is None else {"leakage": leakage_x})}
+    return {**{f"{k}_shape": list(x.shape) for k, x in tensors.items()},
+            **{f"{k}_sha256": digest(x) for k, x in tensors.items()}}
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
