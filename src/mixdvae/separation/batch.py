@@ -16,7 +16,7 @@ from mixdvae.config import config_to_dict
 from mixdvae.data.mixtures import Mixtures
 from mixdvae.errors import DataFormatError
 from mixdvae.separation.separate import Separator
-from mixdvae.utils.chunks import ChunkPlan, chunk_seed, file_sha256, run_chunks
+from mixdvae.utils.chunks import ChunkPlan, chunk_seed, path_digest, run_chunks
 
 __all__ = ["ChunkedSeparation", "separate_mixtures_chunked", "separation_job", "DEFAULT_CHUNK_MIXTURES"]
 
@@ -37,12 +37,9 @@ class ChunkedSeparation:
 def separation_job(input_path: Path | None, separator: Separator, weights: Sequence[Path] | None,
                    nmf_bases: Path | None, seed: int) -> dict:
     """The fingerprint of a separation job: input and weights hashes, method, config, seed."""
-    def digest(path):
-        return file_sha256(path) if path is not None and Path(path).is_file() else (None if path is None else str(path))
-
     return {
-        "command": "separate", "input_sha256": digest(input_path),
-        "weights": [digest(w) for w in weights] if weights else None, "nmf_bases": digest(nmf_bases),
+        "command": "separate", "input_sha256": path_digest(input_path),
+        "weights": [path_digest(w) for w in weights] if weights else None, "nmf_bases": path_digest(nmf_bases),
         "names": list(separator.names), "method": separator.method, "seed": int(seed),
         "config": config_to_dict(separator.config),
     }

@@ -20,7 +20,7 @@ from mixdvae.errors import DataFormatError
 from mixdvae.tracking.presets import TrackingConfig
 from mixdvae.tracking.results import TrackingResults
 from mixdvae.tracking.track import track_windows
-from mixdvae.utils.chunks import ChunkPlan, chunk_seed, file_sha256, run_chunks
+from mixdvae.utils.chunks import ChunkPlan, chunk_seed, path_digest, run_chunks
 
 __all__ = ["window_slice", "track_windows_chunked", "tracking_job"]
 
@@ -36,17 +36,10 @@ def tracking_job(windows_path: Path | None, method: str, config: TrackingConfig,
     """The fingerprint of a tracking job: input and weights hashes, method, config, seed."""
     return {
         "command": "track",
-        "input_sha256": _digest(windows_path),
-        "weights": _digest(weights),
+        "input_sha256": path_digest(windows_path),
+        "weights": path_digest(weights),
         "method": method, "seed": int(seed), "config": config_to_dict(config),
     }
-
-
-def _digest(path: Path | None) -> str | None:
-    """sha256 of a file, or its name when it is not a file (the run then fails with a clear message)."""
-    if path is None:
-        return None
-    return file_sha256(path) if Path(path).is_file() else str(path)
 
 
 def _pad_elbo(elbos: list[np.ndarray]) -> np.ndarray | None:

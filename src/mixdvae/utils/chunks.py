@@ -43,7 +43,7 @@ from mixdvae.errors import ConfigError
 from mixdvae.utils.distributed import agree_on_rank0, barrier, broadcast_from_rank0, gather_to_rank0, rank_and_world, shard
 from mixdvae.utils.io import save_npz, write_json, write_text
 
-__all__ = ["ChunkPlan", "chunk_seed", "partial_dir", "computed_chunks", "run_chunks", "remove_partial", "file_sha256", "MANIFEST_FORMAT"]
+__all__ = ["ChunkPlan", "chunk_seed", "partial_dir", "computed_chunks", "run_chunks", "remove_partial", "file_sha256", "path_digest", "MANIFEST_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,14 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def path_digest(path: str | Path | None) -> str | None:
+    """A job input in its fingerprint: the sha256 of a file, the name of a path that is not a file
+    (the run then fails with a clear message), None for no path."""
+    if path is None:
+        return None
+    return file_sha256(path) if Path(path).is_file() else str(path)
 
 
 def _chunk_path(folder: Path, index: int) -> Path:
