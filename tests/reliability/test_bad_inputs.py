@@ -250,13 +250,7 @@ def _empty_file(tmp: Path) -> Path:
 # configs ------------------------------------------------------------------------------------------------
 
 def _train(config_text: str) -> Callable[[Path, dict], tuple[list[str], Path]]:
-    def make(tmp: Path, a: dict):
-        config = tmp / "c.toml"
-        config.write_text(config_text)
-        out = tmp / "run"
-        return ["train", "--config", str(config), "--data", str(a["traj"]), "--out", str(out), "--epochs", "1",
-                *CPU, *NO_PROGRESS], out
-    return make
+    return _config_file("c.toml", config_text)
 
 
 # checkpoints --------------------------------------------------------------------------------------------
