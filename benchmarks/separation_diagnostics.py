@@ -47,7 +47,7 @@ class _TrueSourceReading(Separator):
         vem = self.config.vem
         power = abs2(mix)
         noise = vem.noise_ratio * (power + vem.eps_rel * power.mean(dim=(1, 2), keepdim=True))
-        v = torch.stack([self.prior.initial_variance(abs2(refs[:, n]), generator)[:, :, n] for n in range(refs.shape[1])], 2)
+        v = self.prior.initial_variance(abs2(refs).transpose(1, 2), generator)  # (B, N, T, F) -> (B, T, N, F)
         log_prior = torch.full((refs.shape[1],), -math.log(refs.shape[1]), dtype=power.dtype)
         eta = e_step_w_spectral(marginal_log_likelihood_spectral(mix, noise, v), log_prior, vem.temperature)
         masks = eta.permute(0, 3, 1, 2)

@@ -164,3 +164,16 @@ def test_initial_masks_start_the_loop_from_them():
     assert not torch.allclose(a.prior_var, b.prior_var)
     with pytest.raises(ConfigError, match="init_masks"):
         run_spectral_vem(mix, prior, cfg, init_masks=right[:, :5].contiguous())
+
+
+def test_initial_variance_reads_one_power_per_source_when_given_one():
+    cfg_in = DVAEConfig(family="srnn", x_dim=F, z_dim=2, head="complex_variance", dense_x=(8,), rnn_dim=8, dense_g=(8,),
+                        g_dim=8, dense_enc=(8,), dense_prior=(8,), dense_dec=(8,), input_transform="log", encoder="backward")
+    prior = DVAESpectralPrior([build_dvae(cfg_in, seed=1), build_dvae(cfg_in, seed=2)])
+    _, s = _mixture(B=2, T=10)
+    power = s.abs() ** 2  # (B, T, N, F)
+    both = prior.initial_variance(power)
+    for n in range(2):
+        alone = prior.initial_variance(power[:, :, n])[:, :, n]
+        assert torch.allclose(both[:, :, n], alone)  # the 1e-8 relative floors are far below v^s here
+    assert not torch.allclose(both[:, :, 0], prior.initial_variance(power[:, :, 1])[:, :, 0])

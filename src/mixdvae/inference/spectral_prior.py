@@ -147,14 +147,16 @@ class DVAESpectralPrior:
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
     def initial_variance(self, mix_power: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """v^s_n from running DVAE n teacher-forced on the mixture power (reference section 6.2).
+        """v^s_n from running DVAE n teacher-forced on the mixture power (reference section 6.2), or
+        on a power of its own per source (B, T, N, F), e.g. the true sources' in a diagnostic.
 
-        Shape: mix_power (B, T, F) -> (B, T, N, F)
+        Shape: mix_power (B, T, F) or (B, T, N, F) -> (B, T, N, F)
         """
-        floor = self.options.min_var * mix_power.mean(dim=(1, 2)).clamp_min(1e-20)[:, None, None]
+        floor = self.options.min_var * mix_power.mean(dim=tuple(range(1, mix_power.ndim))).clamp_min(1e-20)[:, None, None]
         out = []
-        for model in self.models:
-            z, _, h = self._latents(model, mix_power, generator)
+        for n, model in enumerate(self.models):
+            power = mix_power if mix_power.ndim == 3 else mix_power[:, :, n]
+            z, _, h = self._latents(model, power, generator)
             out.append(torch.maximum(self._decode(model, h, z), floor))
         return torch.stack(out, dim=2)
 
