@@ -11,8 +11,8 @@ For each mixtures file, mean SI-SDR (dB) per source of:
 
     python benchmarks/separation_diagnostics.py [--weights speech=PATH --weights flute=PATH] [FILE.npz ...]
 
-Files default to the development set of benchmarks/separation_options.py (runs/dev_mix_T100.npz) and
-runs/dev64_T100.npz when they exist (made by ``mixdvae data mixtures``; see docs/separation.md).
+Files default to the two T = 100 development sets of benchmarks/separation_options.py
+(runs/dev/dev_arctic_T100_n8_s3.npz, runs/dev/dev_libri_T100_n32_s7.npz) when that script has made them.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def main() -> int:
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="a prior per source (default: shipped)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    files = args.files or [f for f in (Path("runs/dev_mix_T100.npz"), Path("runs/dev64_T100.npz")) if f.is_file()]
+    dev = Path("runs") / "dev"
+    files = args.files or [f for f in (dev / "dev_arctic_T100_n8_s3.npz", dev / "dev_libri_T100_n32_s7.npz") if f.is_file()]
     if not files:
         print("no mixtures files: pass some (mixdvae data mixtures ... --out M.npz)", file=sys.stderr)
         return 2

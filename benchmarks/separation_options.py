@@ -1,9 +1,13 @@
-"""The VEM options of the separation `default` preset on a development set that the benchmark never
-uses: CMU ARCTIC speech (a training speaker set) mixed with held-out rendered flute
-(fluidsynth_flute/valid), T = 100, -5 and 0 dB, 8 pairs each (docs/separation.md). Prints the mean
-SI-SDR per source and option; `mixdvae bench separation` reports on unseen speakers and real flute.
+"""The VEM options of the separation `default` preset on development sets that the benchmark never
+uses (docs/separation.md, "Development sets"). Prints the mean SI-SDR per source and option;
+`mixdvae bench separation` reports on unseen speakers and real flute.
 
-    python benchmarks/separation_options.py [--audio-dir ../shared/data/audio] [--json out.json]
+Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 and 0 dB):
+  arctic   CMU ARCTIC speech, 8 pairs per ratio, seed 3 (the set the preset was first chosen on)
+  libri    LibriSpeech train-clean-100 speech, 32 pairs per ratio, seed 7 (T = 300: 16 pairs)
+Both speech sets are in the priors' training data; the flute files are not.
+
+    python benchmarks/separation_options.py [--set arctic|libri] [--length 100] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from mixdvae.metrics.audio import si_sdr
 from mixdvae.separation.presets import DEFAULT, REFERENCE
 from mixdvae.separation.separate import Separator
 
-BASE = dataclasses.replace(DEFAULT, chunk_frames=100, overlap_frames=0)
+SETS = {
+    "arctic": ("cmu_arctic", 8, 3),
+    "libri": ("librispeech/train-clean-100", 32, 7),
+}
 
 
-def option(label, vem=None, prior=None, base=BASE, **kw):
+def option(label, base, vem=None, prior=None, **kw):
     cfg = base
     if vem:
         cfg = dataclasses.replace(cfg, vem=dataclasses.replace(cfg.vem, **vem))
@@ -33,48 +40,73 @@ def option(label, vem=None, prior=None, base=BASE, **kw):
     return label, dataclasses.replace(cfg, **kw)
 
 
-OPTIONS = [
-    option("reference preset", base=dataclasses.replace(REFERENCE, chunk_frames=100, overlap_frames=0)),
-    option("mean-field E-W, T=1, m, 10 it", vem=dict(assignment="mean_field", temperature=1.0), estimate="posterior_mean"),
-    option("mean-field E-W, T=1, eta X, 10 it", vem=dict(assignment="mean_field", temperature=1.0)),
-    option("marginal E-W, T=1, m, 10 it", vem=dict(temperature=1.0), estimate="posterior_mean"),
-    option("marginal E-W, T=1, eta X, 10 it", vem=dict(temperature=1.0)),
-    option("marginal E-W, T=1, eta X, 2 it", vem=dict(temperature=1.0, iterations=2)),
-    option("marginal E-W, T=0.5, eta X, 2 it", vem=dict(iterations=2)),
-    option("marginal E-W, T=0.5, eta X, 10 it (default)"),
-    option("marginal E-W, T=0.5, eta X, 30 it", vem=dict(iterations=30)),
-    option("default + M-step on v^x", vem=dict(m_step=True)),
-    option("default + sampled feedback", prior=dict(feedback="sample")),
-]
+def options(length: int) -> list:
+    base = dataclasses.replace(DEFAULT, chunk_frames=length, overlap_frames=0)
+    # the stop-11 default: uniform p(w) = 1/N, temperature 0.5
+    uniform = option("", base, vem=dict(assignment_prior="uniform", temperature=0.5))[1]
+    return [
+        option("reference preset", dataclasses.replace(REFERENCE, chunk_frames=length, overlap_frames=0)),
+        option("uniform prior, mean-field E-W, T=1, m, 10 it", uniform, vem=dict(assignment="mean_field", temperature=1.0), estimate="posterior_mean"),
+        option("uniform prior, mean-field E-W, T=1, eta X, 10 it", uniform, vem=dict(assignment="mean_field", temperature=1.0)),
+        option("uniform prior, marginal E-W, T=1, m, 10 it", uniform, vem=dict(temperature=1.0), estimate="posterior_mean"),
+        option("uniform prior, marginal E-W, T=1, eta X, 10 it", uniform, vem=dict(temperature=1.0)),
+        option("uniform prior, marginal E-W, T=0.5, eta X, 2 it", uniform, vem=dict(iterations=2)),
+        option("uniform prior, marginal E-W, T=0.5, eta X, 10 it (stop-11 default)", uniform),
+        option("uniform prior, marginal E-W, T=0.5, eta X, 30 it", uniform, vem=dict(iterations=30)),
+        option("uniform prior, marginal E-W, T=0.3, eta X, 10 it", uniform, vem=dict(temperature=0.3)),
+        option("uniform prior + M-step on v^x", uniform, vem=dict(m_step=True)),
+        option("uniform prior + sampled feedback", uniform, prior=dict(feedback="sample")),
+        option("frequency prior a=0.1T, T=0.5, 10 it", base, vem=dict(temperature=0.5)),
+        option("frequency prior a=0 (ML), T=0.3, 10 it", base, vem=dict(prior_concentration=0.0)),
+        option("frequency prior a=0.25T, T=0.3, 10 it", base, vem=dict(prior_concentration=0.25)),
+        option("frequency prior a=0.1T, T=0.3, 10 it (default)", base),
+        option("frequency prior a=0.1T, T=0.3, 20 it", base, vem=dict(iterations=20)),
+    ]
+
+
+def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
+    speech, num, seed = SETS[name]
+    if name == "libri" and length >= 300:
+        num //= 2
+    cache = cache_dir / f"dev_{name}_T{length}_n{num}_s{seed}.npz"
+    if cache.is_file():
+        return load_mixtures(cache)
+    mix = make_mixtures(audio_dir / "speech" / speech, audio_dir / "music" / "fluidsynth_flute" / "valid",
+                        [-5.0, 0.0], length, num, seed=seed)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    save_mixtures(cache, mix)
+    return mix
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--audio-dir", type=Path, default=Path("..") / "shared" / "data" / "audio")
-    p.add_argument("--cache", type=Path, default=Path("runs") / "dev_mix_T100.npz")
+    p.add_argument("--set", choices=sorted(SETS), default="arctic")
+    p.add_argument("--length", type=int, default=100, help="T, STFT frames per mixture (default 100)")
+    p.add_argument("--cache-dir", type=Path, default=Path("runs") / "dev")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(1)
-    if args.cache.is_file():
-        mix = load_mixtures(args.cache)
-    else:
-        mix = make_mixtures(args.audio_dir / "speech" / "cmu_arctic", args.audio_dir / "music" / "fluidsynth_flute" / "valid",
-                            [-5.0, 0.0], 100, 8, seed=3)
-        save_mixtures(args.cache, mix)
+    mix = load_set(args.set, args.length, args.audio_dir, args.cache_dir)
     names = list(mix.source_names)
+    base = dataclasses.replace(DEFAULT, chunk_frames=args.length, overlap_frames=0)
+
+    def score(method, cfg):
+        res = Separator(names, method, cfg).separate(mix.mixture)
+        return {n: float(si_sdr(res.waveforms[:, i], mix.sources[:, i]).mean()) for i, n in enumerate(names)}
+
     rows = [{"option": "mixture", **{n: float(si_sdr(mix.mixture, mix.sources[:, i]).mean()) for i, n in enumerate(names)}}]
     for method in ("temporal-nmf", "dvae-init", "deep-ar"):
-        res = Separator(names, method, BASE).separate(mix.mixture)
-        rows.append({"option": method, **{n: float(si_sdr(res.waveforms[:, i], mix.sources[:, i]).mean()) for i, n in enumerate(names)}})
-    for label, cfg in OPTIONS:
-        res = Separator(names, "mixdvae", cfg).separate(mix.mixture)
-        rows.append({"option": label, **{n: float(si_sdr(res.waveforms[:, i], mix.sources[:, i]).mean()) for i, n in enumerate(names)}})
+        rows.append({"option": method, **score(method, base)})
+    for label, cfg in options(args.length):
+        rows.append({"option": label, **score("mixdvae", cfg)})
+    print(f"{args.set}, T = {args.length}, {len(mix.mixture)} mixtures")
     print("| option | " + " | ".join(f"{n} SI-SDR" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for r in rows:
         print(f"| {r['option']} | " + " | ".join(f"{r[n]:.2f}" for n in names) + " |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"set": args.set, "length": args.length, "rows": rows}, indent=2))
     return 0
 
 

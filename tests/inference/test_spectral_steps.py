@@ -8,7 +8,9 @@ from mixdvae.inference.spectral_steps import (
     SpectralSources,
     e_step_s_wiener,
     e_step_w_spectral,
+    dirichlet_log_density,
     expected_log_likelihood_spectral,
+    m_step_frequency_prior,
     m_step_noise_ratio,
 )
 
@@ -119,3 +121,35 @@ def test_mixture_posterior_matches_the_moments_of_the_two_component_mixture():
     assert torch.allclose(q1.mean, m1) and torch.allclose(q1.var, v1)
     q0 = e_step_s_mixture(mix, torch.zeros_like(eta), vx, vs)
     assert torch.allclose(q0.var, vs) and torch.equal(q0.mean, torch.zeros_like(q0.mean))
+
+
+def test_frequency_prior_m_step_maximises_its_map_objective():
+    """pi_fn maximises sum_t eta_ftn log pi_fn + (a / N) sum log pi_fn over the simplex: no random
+    or nearby point of the simplex scores higher, and a = 0 gives the mean of eta over frames."""
+    _, _, _, eta, _ = _problem(B=2, T=6, F=5, N=3, seed=4)
+    a = 1.5
+
+    def objective(log_pi):  # (B, 1, F, N) -> (B,)
+        return (eta * log_pi).sum(dim=(1, 2, 3)) + dirichlet_log_density(log_pi, a)
+
+    log_pi = m_step_frequency_prior(eta, a)
+    assert log_pi.shape == (2, 1, 5, 3)
+    assert torch.allclose(log_pi.exp().sum(-1), torch.ones(2, 1, 5, dtype=F64))
+    best = objective(log_pi)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        other = torch.log_softmax(log_pi + 0.3 * torch.randn(log_pi.shape, generator=g, dtype=F64), -1)
+        assert (objective(other) < best).all()
+        assert (objective(torch.log_softmax(torch.randn(log_pi.shape, generator=g, dtype=F64), -1)) < best).all()
+    assert torch.allclose(m_step_frequency_prior(eta, 0.0).exp(), eta.mean(dim=1, keepdim=True))
+    # a large concentration pulls every pi_f to the uniform 1/N
+    assert torch.allclose(m_step_frequency_prior(eta, 1e9).exp(), torch.full_like(log_pi, 1 / 3), atol=1e-6)
+
+
+def test_frequency_prior_shifts_the_assignment_by_its_log():
+    """E-W with a per-frequency prior: eta ∝ pi_fn exp(c loglik), the same at every frame."""
+    mix, vx, vs, _, q = _problem()
+    ll = expected_log_likelihood_spectral(mix, vx, q)  # (B, T, F, N)
+    log_pi = torch.log_softmax(torch.randn(2, 1, 5, 3, generator=torch.Generator().manual_seed(2), dtype=F64), -1)
+    eta = e_step_w_spectral(ll, log_pi, 0.5)
+    assert torch.allclose(eta, torch.softmax(log_pi + 0.5 * ll, -1))

@@ -43,11 +43,13 @@ def _mixture(B=3, T=12, seed=0):
     return s.sum(2), s
 
 
-@pytest.mark.parametrize("m_step", [False, True])
-def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior(m_step):
+@pytest.mark.parametrize("m_step,assignment_prior", [(False, "uniform"), (True, "uniform"), (False, "frequency"), (True, "frequency")])
+def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior(m_step, assignment_prior):
+    """With the frequency prior the objective is the ELBO plus the log Dirichlet density (MAP-EM)."""
     mix, _ = _mixture()
     prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()])
-    res = run_spectral_vem(mix.to(torch.complex128), _as64(prior), SpectralVEMConfig(iterations=15, m_step=m_step))
+    cfg = SpectralVEMConfig(iterations=15, m_step=m_step, assignment_prior=assignment_prior, prior_concentration=2.0)
+    res = run_spectral_vem(mix.to(torch.complex128), _as64(prior), cfg)
     diffs = res.elbo[1:] - res.elbo[:-1]  # (I-1, B)
     assert (diffs >= -1e-6 * res.elbo[1:].abs()).all(), diffs.min()
 
@@ -132,6 +134,23 @@ def test_prior_options_recover_distinct_profiles(options):
     assert (res.eta[..., F // 2:, 1] > 0.9).float().mean() > 0.95
     with pytest.raises(ConfigError):
         SpectralPriorOptions(**{k: "neither" for k in options})
+
+
+def test_frequency_prior_recovers_distinct_profiles_and_learns_which_bins_each_source_holds():
+    mix, s = _mixture(B=2, T=20, seed=6)
+    prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()])
+    cfg = SpectralVEMConfig(iterations=6, assignment="marginal", temperature=0.3, assignment_prior="frequency")
+    res = run_spectral_vem(mix, prior, cfg)
+    for n in range(2):
+        err = (res.sources.mean[:, :, n] - s[:, :, n]).abs().pow(2).sum()
+        assert 10 * torch.log10(s[:, :, n].abs().pow(2).sum() / err) > 15.0
+    # the learned pi_fn is the frame average of eta, pulled towards 1/N by the Dirichlet pseudo-frames
+    pi_low = (res.eta[..., : F // 2, 0].sum(1) + 0.1 * 20 / 2) / (20 + 0.1 * 20)
+    assert (pi_low > 0.9).all()
+    with pytest.raises(ConfigError, match="assignment_prior"):
+        SpectralVEMConfig(assignment_prior="per_frame")
+    with pytest.raises(ConfigError, match="prior_concentration"):
+        SpectralVEMConfig(prior_concentration=-1.0)
 
 
 def test_mixture_posterior_needs_the_marginal_assignment():

@@ -116,7 +116,7 @@ def e_step_w_spectral(loglik: Tensor, log_prior: Tensor, temperature: float = 1.
     """E-W: eta_ftn = pi_n exp(c E_q log CN(X_ft; s_n,ft, v^x_ft)) / sum_n' (...), in the log
     domain (log-sum-exp); c = ``temperature`` (1: the exact E-step).
 
-    Shape: loglik (B, T, F, N), log_prior (N,) or (B, N) -> (B, T, F, N)
+    Shape: loglik (B, T, F, N), log_prior (N,), (B, N) or per frequency (B, 1, F, N) -> (B, T, F, N)
     """
     if log_prior.ndim == 2:
         log_prior = log_prior[:, None, None, :]
@@ -140,6 +140,35 @@ def m_step_noise_ratio(
     ref = (abs2(mix) + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
     ratio = (eta.transpose(-1, -2) * resid / ref).sum(2).mean(dim=(1, 2))  # (B,)
     return ratio.clamp(floor, ceil)
+
+
+def m_step_frequency_prior(eta: Tensor, concentration: float) -> Tensor:
+    """M-step (MAP) on a per-mixture, per-frequency assignment prior pi_fn = p(w_ft = n):
+
+        pi_fn = (sum_t eta_ftn + a / N) / (T + a),
+
+    the maximiser of sum_{t,f,n} eta_ftn log pi_fn + (a / N) sum_{f,n} log pi_fn (a symmetric
+    Dirichlet prior of concentration a / N + 1 on each pi_f, i.e. ``a`` pseudo-frames split evenly
+    between the N sources; a = 0 is the maximum-likelihood update, which can lock a bin onto a
+    source for good). Returned as log pi, floored at log 1e-6 so every source stays possible.
+
+    Shape: eta (B, T, F, N) -> log pi (B, 1, F, N)
+    """
+    if not concentration >= 0:
+        raise ValueError(f"m_step_frequency_prior: concentration = {concentration!r} must be >= 0")
+    T, N = eta.shape[1], eta.shape[-1]
+    pi = (eta.sum(dim=1, keepdim=True) + concentration / N) / (T + concentration)
+    return torch.log(pi.clamp_min(1e-6))
+
+
+def dirichlet_log_density(log_prior: Tensor, concentration: float) -> Tensor:
+    """(a / N) sum_{f,n} log pi_fn: the log of the symmetric Dirichlet prior of
+    :func:`m_step_frequency_prior` up to its normaliser, per mixture.
+
+    Shape: log_prior (B, 1, F, N) -> (B,)
+    """
+    N = log_prior.shape[-1]
+    return (concentration / N) * log_prior.sum(dim=(1, 2, 3))
 
 
 def expected_power(q: SpectralSources) -> Tensor:
