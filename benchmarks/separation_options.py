@@ -56,11 +56,13 @@ def options(length: int) -> list:
         option("uniform prior, marginal E-W, T=0.3, eta X, 10 it", uniform, vem=dict(temperature=0.3)),
         option("uniform prior + M-step on v^x", uniform, vem=dict(m_step=True)),
         option("uniform prior + sampled feedback", uniform, prior=dict(feedback="sample")),
-        option("frequency prior a=0.1T, T=0.5, 10 it", base, vem=dict(temperature=0.5)),
-        option("frequency prior a=0 (ML), T=0.3, 10 it", base, vem=dict(prior_concentration=0.0)),
-        option("frequency prior a=0.25T, T=0.3, 10 it", base, vem=dict(prior_concentration=0.25)),
-        option("frequency prior a=0.1T, T=0.3, 10 it (default)", base),
-        option("frequency prior a=0.1T, T=0.3, 20 it", base, vem=dict(iterations=20)),
+        option("frequency prior, blocks of 50, a=0.1, T=0.5, 10 it", base, vem=dict(temperature=0.5)),
+        option("frequency prior, blocks of 50, a=0 (ML), T=0.3, 10 it", base, vem=dict(prior_concentration=0.0)),
+        option("frequency prior, blocks of 50, a=0.25, T=0.3, 10 it", base, vem=dict(prior_concentration=0.25)),
+        option("frequency prior, one block per chunk, a=0.1, T=0.3, 10 it", base, vem=dict(prior_block=10**6)),
+        option("frequency prior, blocks of 25, a=0.1, T=0.3, 10 it", base, vem=dict(prior_block=25)),
+        option("frequency prior, blocks of 50, a=0.1, T=0.3, 10 it (default)", base),
+        option("frequency prior, blocks of 50, a=0.1, T=0.3, 20 it", base, vem=dict(iterations=20)),
     ]
 
 

@@ -12,6 +12,7 @@ from mixdvae.inference.spectral_steps import (
     expected_log_likelihood_spectral,
     m_step_frequency_prior,
     m_step_noise_ratio,
+    prior_blocks,
 )
 
 F64 = torch.float64
@@ -124,32 +125,36 @@ def test_mixture_posterior_matches_the_moments_of_the_two_component_mixture():
 
 
 def test_frequency_prior_m_step_maximises_its_map_objective():
-    """pi_fn maximises sum_t eta_ftn log pi_fn + (a / N) sum log pi_fn over the simplex: no random
-    or nearby point of the simplex scores higher, and a = 0 gives the mean of eta over frames."""
-    _, _, _, eta, _ = _problem(B=2, T=6, F=5, N=3, seed=4)
-    a = 1.5
+    """pi_bfn maximises sum_t eta_ftn log pi_b(t)fn + sum_b (a_b / N) sum log pi_bfn over the simplex:
+    no random or nearby point scores higher; concentration 0 gives the mean of eta over each block."""
+    _, _, _, eta, _ = _problem(B=2, T=7, F=5, N=3, seed=4)
+    blocks = prior_blocks(7, 3)  # round(7 / 3) = 2 blocks: frames 0-3 and 4-6
+    assert blocks.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    c = 0.4
 
-    def objective(log_pi):  # (B, 1, F, N) -> (B,)
-        return (eta * log_pi).sum(dim=(1, 2, 3)) + dirichlet_log_density(log_pi, a)
+    def objective(log_pi):  # (B, nb, F, N) -> (B,)
+        return (eta * log_pi[:, blocks]).sum(dim=(1, 2, 3)) + dirichlet_log_density(log_pi, blocks, c)
 
-    log_pi = m_step_frequency_prior(eta, a)
-    assert log_pi.shape == (2, 1, 5, 3)
-    assert torch.allclose(log_pi.exp().sum(-1), torch.ones(2, 1, 5, dtype=F64))
+    log_pi = m_step_frequency_prior(eta, blocks, c)
+    assert log_pi.shape == (2, 2, 5, 3)
+    assert torch.allclose(log_pi.exp().sum(-1), torch.ones(2, 2, 5, dtype=F64))
     best = objective(log_pi)
     g = torch.Generator().manual_seed(1)
     for _ in range(20):
         other = torch.log_softmax(log_pi + 0.3 * torch.randn(log_pi.shape, generator=g, dtype=F64), -1)
         assert (objective(other) < best).all()
         assert (objective(torch.log_softmax(torch.randn(log_pi.shape, generator=g, dtype=F64), -1)) < best).all()
-    assert torch.allclose(m_step_frequency_prior(eta, 0.0).exp(), eta.mean(dim=1, keepdim=True))
-    # a large concentration pulls every pi_f to the uniform 1/N
-    assert torch.allclose(m_step_frequency_prior(eta, 1e9).exp(), torch.full_like(log_pi, 1 / 3), atol=1e-6)
+    ml = m_step_frequency_prior(eta, blocks, 0.0).exp()
+    assert torch.allclose(ml[:, 0], eta[:, :4].mean(1)) and torch.allclose(ml[:, 1], eta[:, 4:].mean(1))
+    # one block (T <= 1.5 block) is one pi per frequency; a large concentration pulls pi to 1/N
+    assert prior_blocks(7, 10).tolist() == [0] * 7
+    assert torch.allclose(m_step_frequency_prior(eta, blocks, 1e9).exp(), torch.full_like(log_pi, 1 / 3), atol=1e-6)
 
 
 def test_frequency_prior_shifts_the_assignment_by_its_log():
-    """E-W with a per-frequency prior: eta ∝ pi_fn exp(c loglik), the same at every frame."""
+    """E-W with a per-frame, per-frequency prior: eta ∝ pi_tfn exp(c loglik)."""
     mix, vx, vs, _, q = _problem()
     ll = expected_log_likelihood_spectral(mix, vx, q)  # (B, T, F, N)
-    log_pi = torch.log_softmax(torch.randn(2, 1, 5, 3, generator=torch.Generator().manual_seed(2), dtype=F64), -1)
+    log_pi = torch.log_softmax(torch.randn(2, 4, 5, 3, generator=torch.Generator().manual_seed(2), dtype=F64), -1)
     eta = e_step_w_spectral(ll, log_pi, 0.5)
     assert torch.allclose(eta, torch.softmax(log_pi + 0.5 * ll, -1))

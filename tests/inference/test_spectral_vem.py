@@ -48,7 +48,7 @@ def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior(m_step, assignment_
     """With the frequency prior the objective is the ELBO plus the log Dirichlet density (MAP-EM)."""
     mix, _ = _mixture()
     prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()])
-    cfg = SpectralVEMConfig(iterations=15, m_step=m_step, assignment_prior=assignment_prior, prior_concentration=2.0)
+    cfg = SpectralVEMConfig(iterations=15, m_step=m_step, assignment_prior=assignment_prior, prior_concentration=0.5, prior_block=5)
     res = run_spectral_vem(mix.to(torch.complex128), _as64(prior), cfg)
     diffs = res.elbo[1:] - res.elbo[:-1]  # (I-1, B)
     assert (diffs >= -1e-6 * res.elbo[1:].abs()).all(), diffs.min()
@@ -136,21 +136,22 @@ def test_prior_options_recover_distinct_profiles(options):
         SpectralPriorOptions(**{k: "neither" for k in options})
 
 
-def test_frequency_prior_recovers_distinct_profiles_and_learns_which_bins_each_source_holds():
+def test_frequency_prior_recovers_distinct_profiles():
     mix, s = _mixture(B=2, T=20, seed=6)
     prior = DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()])
-    cfg = SpectralVEMConfig(iterations=6, assignment="marginal", temperature=0.3, assignment_prior="frequency")
+    cfg = SpectralVEMConfig(iterations=6, assignment="marginal", temperature=0.3, assignment_prior="frequency", prior_block=10)
     res = run_spectral_vem(mix, prior, cfg)
     for n in range(2):
         err = (res.sources.mean[:, :, n] - s[:, :, n]).abs().pow(2).sum()
         assert 10 * torch.log10(s[:, :, n].abs().pow(2).sum() / err) > 15.0
-    # the learned pi_fn is the frame average of eta, pulled towards 1/N by the Dirichlet pseudo-frames
-    pi_low = (res.eta[..., : F // 2, 0].sum(1) + 0.1 * 20 / 2) / (20 + 0.1 * 20)
-    assert (pi_low > 0.9).all()
+    assert (res.eta[..., : F // 2, 0] > 0.9).float().mean() > 0.95
+    assert (res.eta[..., F // 2:, 1] > 0.9).float().mean() > 0.95
     with pytest.raises(ConfigError, match="assignment_prior"):
         SpectralVEMConfig(assignment_prior="per_frame")
     with pytest.raises(ConfigError, match="prior_concentration"):
         SpectralVEMConfig(prior_concentration=-1.0)
+    with pytest.raises(ConfigError, match="prior_block"):
+        SpectralVEMConfig(prior_block=0)
 
 
 def test_mixture_posterior_needs_the_marginal_assignment():

@@ -116,7 +116,7 @@ def e_step_w_spectral(loglik: Tensor, log_prior: Tensor, temperature: float = 1.
     """E-W: eta_ftn = pi_n exp(c E_q log CN(X_ft; s_n,ft, v^x_ft)) / sum_n' (...), in the log
     domain (log-sum-exp); c = ``temperature`` (1: the exact E-step).
 
-    Shape: loglik (B, T, F, N), log_prior (N,), (B, N) or per frequency (B, 1, F, N) -> (B, T, F, N)
+    Shape: loglik (B, T, F, N), log_prior (N,), (B, N) or per frame and frequency (B, T, F, N) -> (B, T, F, N)
     """
     if log_prior.ndim == 2:
         log_prior = log_prior[:, None, None, :]
@@ -142,33 +142,51 @@ def m_step_noise_ratio(
     return ratio.clamp(floor, ceil)
 
 
-def m_step_frequency_prior(eta: Tensor, concentration: float) -> Tensor:
-    """M-step (MAP) on a per-mixture, per-frequency assignment prior pi_fn = p(w_ft = n):
+def prior_blocks(num_frames: int, block: int) -> Tensor:
+    """The block b(t) of each frame for a piecewise-constant assignment prior: round(T / block)
+    blocks (at least one) of near-equal length, b(t) = floor(t nb / T).
 
-        pi_fn = (sum_t eta_ftn + a / N) / (T + a),
+    Shape: -> (T,) long
+    """
+    if block < 1:
+        raise ValueError(f"prior_blocks: block = {block!r} must be >= 1")
+    nb = max(1, round(num_frames / block))
+    return torch.arange(num_frames) * nb // num_frames
 
-    the maximiser of sum_{t,f,n} eta_ftn log pi_fn + (a / N) sum_{f,n} log pi_fn (a symmetric
-    Dirichlet prior of concentration a / N + 1 on each pi_f, i.e. ``a`` pseudo-frames split evenly
-    between the N sources; a = 0 is the maximum-likelihood update, which can lock a bin onto a
-    source for good). Returned as log pi, floored at log 1e-6 so every source stays possible.
 
-    Shape: eta (B, T, F, N) -> log pi (B, 1, F, N)
+def m_step_frequency_prior(eta: Tensor, blocks: Tensor, concentration: float) -> Tensor:
+    """M-step (MAP) on a per-mixture assignment prior pi_bfn = p(w_ft = n) for every frequency f and
+    block b of frames (``blocks`` (T,) gives b(t)):
+
+        pi_bfn = (sum_{t in b} eta_ftn + a_b / N) / (L_b + a_b),    a_b = concentration * L_b,
+
+    the maximiser of sum_{t,f,n} eta_ftn log pi_b(t)fn + sum_b (a_b / N) sum_{f,n} log pi_bfn (a
+    symmetric Dirichlet prior on each pi_bf, of a_b pseudo-frames split evenly between the N sources;
+    concentration = 0 is the maximum-likelihood update, which can lock a bin onto a source for good).
+    Returned as log pi, floored at log 1e-6 so every source stays possible.
+
+    Shape: eta (B, T, F, N), blocks (T,) -> log pi (B, nb, F, N)
     """
     if not concentration >= 0:
         raise ValueError(f"m_step_frequency_prior: concentration = {concentration!r} must be >= 0")
-    T, N = eta.shape[1], eta.shape[-1]
-    pi = (eta.sum(dim=1, keepdim=True) + concentration / N) / (T + concentration)
-    return torch.log(pi.clamp_min(1e-6))
+    B, T, F, N = eta.shape
+    blocks = blocks.to(eta.device)
+    nb = int(blocks.max().item()) + 1
+    counts = torch.bincount(blocks, minlength=nb).to(eta.dtype)[None, :, None, None]  # (1, nb, 1, 1)
+    sums = eta.new_zeros(B, nb, F, N).index_add_(1, blocks, eta)
+    a = concentration * counts
+    return torch.log(((sums + a / N) / (counts + a)).clamp_min(1e-6))
 
 
-def dirichlet_log_density(log_prior: Tensor, concentration: float) -> Tensor:
-    """(a / N) sum_{f,n} log pi_fn: the log of the symmetric Dirichlet prior of
-    :func:`m_step_frequency_prior` up to its normaliser, per mixture.
+def dirichlet_log_density(log_prior: Tensor, blocks: Tensor, concentration: float) -> Tensor:
+    """sum_b (a_b / N) sum_{f,n} log pi_bfn: the log of the Dirichlet priors of
+    :func:`m_step_frequency_prior` up to their normalisers, per mixture.
 
-    Shape: log_prior (B, 1, F, N) -> (B,)
+    Shape: log_prior (B, nb, F, N), blocks (T,) -> (B,)
     """
     N = log_prior.shape[-1]
-    return (concentration / N) * log_prior.sum(dim=(1, 2, 3))
+    counts = torch.bincount(blocks.to(log_prior.device), minlength=log_prior.shape[1]).to(log_prior.dtype)
+    return ((concentration * counts / N)[None, :, None, None] * log_prior).sum(dim=(1, 2, 3))
 
 
 def expected_power(q: SpectralSources) -> Tensor:

@@ -2,7 +2,7 @@
 
 Order as in the reference (section 6.3): E-S/E-Z first (from eta = 1/N and the DVAE's reading of
 the mixture at the first iteration), then E-W, then the optional M-steps on the noise variance and
-on a per-frequency assignment prior pi_fn (used by the next E-W).
+on a per-frequency assignment prior pi_bfn (used by the next E-W).
 Only this module holds loop state; the steps are pure (:mod:`mixdvae.inference.spectral_steps`).
 """
 
@@ -26,6 +26,7 @@ from mixdvae.inference.spectral_steps import (
     e_step_w_spectral,
     expected_log_likelihood_spectral,
     m_step_frequency_prior,
+    prior_blocks,
     m_step_noise_ratio,
     marginal_log_likelihood_spectral,
 )
@@ -50,12 +51,15 @@ class SpectralVEMConfig:
             carries the previous eta (a collapsed, structured update).
         eps_rel: eps of v^x relative to the mean mixture power (avoids v^x = 0 on silent bins,
             which the reference divides by; section 10 item 25).
-        assignment_prior: p(w_ft = n): ``uniform`` 1/N (the reference) or ``frequency``, a pi_fn
-            per mixture and frequency re-estimated after every E-W
-            (:func:`~mixdvae.inference.spectral_steps.m_step_frequency_prior`): a sustained note
-            holds its bins for the whole chunk, which the per-frame DVAE variances alone do not say.
-        prior_concentration: with ``frequency``, the Dirichlet pseudo-frames a of that M-step as a
-            fraction of the chunk's T frames (a = prior_concentration * T).
+        assignment_prior: p(w_ft = n): ``uniform`` 1/N (the reference) or ``frequency``, a pi_bfn
+            per mixture, frequency f and block b of about ``prior_block`` frames, re-estimated after
+            every E-W (:func:`~mixdvae.inference.spectral_steps.m_step_frequency_prior`): a
+            sustained note holds its bins for a while, which the per-frame DVAE variances alone do
+            not say.
+        prior_concentration: with ``frequency``, the Dirichlet pseudo-frames of that M-step as a
+            fraction of each block's frames (a_b = prior_concentration * L_b).
+        prior_block: with ``frequency``, frames per block (round(T / prior_block) blocks of
+            near-equal length, at least one).
     """
 
     iterations: int = 70
@@ -68,6 +72,7 @@ class SpectralVEMConfig:
     assignment: str = "mean_field"
     assignment_prior: str = "uniform"
     prior_concentration: float = 0.1
+    prior_block: int = 50
 
     def __post_init__(self) -> None:
         if not isinstance(self.iterations, int) or self.iterations < 1:
@@ -84,6 +89,8 @@ class SpectralVEMConfig:
             raise ConfigError(f"SpectralVEMConfig.assignment_prior = {self.assignment_prior!r}: expected 'uniform' or 'frequency'")
         if not (self.prior_concentration >= 0 and math.isfinite(self.prior_concentration)):
             raise ConfigError(f"SpectralVEMConfig.prior_concentration = {self.prior_concentration!r}: must be a finite number >= 0")
+        if not isinstance(self.prior_block, int) or self.prior_block < 1:
+            raise ConfigError(f"SpectralVEMConfig.prior_block = {self.prior_block!r}: must be an integer >= 1")
         if not self.eps_rel > 0:
             raise ConfigError(f"SpectralVEMConfig.eps_rel = {self.eps_rel!r}: must be > 0")
 
@@ -104,7 +111,7 @@ def spectral_elbo(loglik: Tensor, eta: Tensor, log_prior: Tensor, prior_elbo: Te
     """ELBO = sum_{f,t,n} eta_ftn (log pi_n + E_q log CN(X_ft; s_n,ft, v^x_ft)) + H[q(w)]
     + E_q[log p(s | z)] + H[q(s)] - KL(q(z) || p(z)).
 
-    Shape: loglik, eta (B, T, F, N), log_prior (N,) or (B, 1, F, N), prior_elbo (B,) -> (B,)
+    Shape: loglik, eta (B, T, F, N), log_prior (N,) or (B, T, F, N), prior_elbo (B,) -> (B,)
     """
     return (eta * (log_prior + loglik)).sum(dim=(1, 2, 3)) + assignment_entropy_spectral(eta) + prior_elbo
 
@@ -149,7 +156,7 @@ def run_spectral_vem(
         eta = init_masks.to(power.dtype)
         masked = eta.transpose(-1, -2) * mix[:, :, None, :]  # (B, T, N, F)
         q = SpectralSources(masked, torch.zeros_like(masked.real))
-    concentration = config.prior_concentration * T
+    blocks = prior_blocks(T, config.prior_block).to(power.device)  # (T,)
     history: list[Tensor] = []
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     for it in bar:
@@ -165,8 +172,9 @@ def run_spectral_vem(
             noise_var = ratio[:, None, None] * (power + eps[:, None, None])
             ll = expected_log_likelihood_spectral(mix, noise_var, q)
         if config.assignment_prior == "frequency":
-            log_prior = m_step_frequency_prior(eta, concentration)  # (B, 1, F, N)
-            elbo = spectral_elbo(ll, eta, log_prior, prior_elbo) + dirichlet_log_density(log_prior, concentration)
+            log_pi = m_step_frequency_prior(eta, blocks, config.prior_concentration)  # (B, nb, F, N)
+            log_prior = log_pi[:, blocks]  # (B, T, F, N)
+            elbo = spectral_elbo(ll, eta, log_prior, prior_elbo) + dirichlet_log_density(log_pi, blocks, config.prior_concentration)
         else:
             elbo = spectral_elbo(ll, eta, log_prior, prior_elbo)
         if not torch.isfinite(elbo).all():  # NaN anywhere in q(s) reaches the ELBO through E|s|^2

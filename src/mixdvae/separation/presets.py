@@ -71,7 +71,8 @@ is the first frame, 70 iterations."""
 
 DEFAULT = SeparationConfig(
     vem=SpectralVEMConfig(iterations=10, tol=None, noise_ratio=0.03, m_step=False, assignment="marginal",
-                          temperature=0.3, assignment_prior="frequency", prior_concentration=0.1),
+                          temperature=0.3, assignment_prior="frequency", prior_concentration=0.1,
+                          prior_block=50),
     prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero"),
     estimate="mask",
 )
