@@ -26,9 +26,9 @@ from mixdvae.inference.spectral_steps import (
     e_step_w_spectral,
     expected_log_likelihood_spectral,
     m_step_frequency_prior,
-    prior_blocks,
     m_step_noise_ratio,
     marginal_log_likelihood_spectral,
+    prior_blocks,
 )
 
 __all__ = ["SpectralVEMConfig", "SpectralVEMResult", "run_spectral_vem", "spectral_elbo"]
@@ -108,8 +108,8 @@ class SpectralVEMResult(NamedTuple):
 
 
 def spectral_elbo(loglik: Tensor, eta: Tensor, log_prior: Tensor, prior_elbo: Tensor) -> Tensor:
-    """ELBO = sum_{f,t,n} eta_ftn (log pi_n + E_q log CN(X_ft; s_n,ft, v^x_ft)) + H[q(w)]
-    + E_q[log p(s | z)] + H[q(s)] - KL(q(z) || p(z)).
+    """ELBO = sum_{f,t,n} eta_ftn (log pi_ftn + E_q log CN(X_ft; s_n,ft, v^x_ft)) + H[q(w)]
+    + E_q[log p(s | z)] + H[q(s)] - KL(q(z) || p(z)), with pi_ftn = 1/N or the block-wise prior.
 
     Shape: loglik, eta (B, T, F, N), log_prior (N,) or (B, T, F, N), prior_elbo (B,) -> (B,)
     """
