@@ -28,6 +28,7 @@ def test_reference_is_the_original_setting():
     assert REFERENCE.chunk_frames == 50
     vem, prior = REFERENCE.vem, REFERENCE.prior
     assert (vem.iterations, vem.tol, vem.noise_ratio, vem.m_step) == (70, None, 0.03, False)
+    assert (vem.assignment, vem.temperature, vem.assignment_prior) == ("mean_field", 1.0, "uniform")  # p(w) = 1/N
     assert (prior.recursion, prior.feedback, prior.noise, prior.sample_z, prior.first_input) == (
         "sequential", "sample", "uniform", True, "first_frame")
 
