@@ -1,15 +1,17 @@
-"""The VEM loop: the ELBO never falls with exact steps and a fixed prior; the DVAE prior runs."""
+"""The VEM loop: the ELBO never falls with exact steps and a fixed prior, and is recorded at the
+updated sources; the DVAE prior runs."""
 
 import math
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from mixdvae.dvae import DVAEConfig, build_dvae
 from mixdvae.dvae.heads import Gauss
 from mixdvae.inference.dvae_prior import DVAEPriorOptions, DVAESourcePrior
-from mixdvae.inference.steps import e_step_s
-from mixdvae.inference.vem import VEMConfig, run_vem
+from mixdvae.inference.steps import e_step_s, e_step_w, expected_log_likelihood, source_messages
+from mixdvae.inference.vem import VEMConfig, run_vem, vem_elbo
 from mixdvae.tracking.observation import BoxObservationModel, box_scale
 
 
@@ -43,7 +45,8 @@ def _scene(B=4, T=12, N=3, seed=0, dtype=torch.float64):
     return s, o, mask
 
 
-def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior():
+@pytest.mark.parametrize("m_step", [True, False])
+def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior(m_step):
     s, o, mask = _scene()
     B, T, N, D = s.shape
     prior = StaticGaussianPrior(torch.full((D,), 0.5, dtype=o.dtype), torch.full((D,), 0.1, dtype=o.dtype))
@@ -52,7 +55,7 @@ def test_elbo_never_falls_with_exact_steps_and_a_fixed_prior():
     noisy = s + 0.03 * torch.randn(s.shape, generator=g, dtype=o.dtype)
     init = Gauss(noisy, torch.full((B, T, N, D), 1e-5, dtype=o.dtype))
     for clutter in (None, 0.1):
-        cfg = VEMConfig(iterations=25, m_step=True, clutter_prob=clutter, clutter_log_density=-5.0)
+        cfg = VEMConfig(iterations=25, m_step=m_step, clutter_prob=clutter, clutter_log_density=-5.0)
         res = run_vem(o, mask, prior, obs, init, cfg)
         diffs = res.elbo[1:] - res.elbo[:-1]
         assert (diffs >= -1e-8 * res.elbo[:-1].abs()).all(), diffs.min()
@@ -149,3 +152,23 @@ def test_vkf_elbo_never_falls_and_prior_part_matches_float64():
         assert (diffs >= -tol * res.elbo[:-1].abs().clamp_min(1)).all(), (dtype, diffs.min())
         histories[dtype] = res.elbo
     assert torch.allclose(histories[torch.float32].double(), histories[torch.float64], rtol=1e-4, atol=0.05)
+
+
+@pytest.mark.parametrize("m_step", [True, False])
+def test_recorded_elbo_is_the_elbo_at_the_new_sources_and_noise(m_step):
+    """One iteration by hand: E-W from q0, E-S to q1, M to Phi1; the recorded ELBO is the one at
+    (q1, r, Phi1), with E_q log N(o; s, Phi) taken under q1, not the q0 that E-W read."""
+    s, o, mask = _scene(seed=3)
+    B, T, N, D = s.shape
+    prior = StaticGaussianPrior(torch.full((D,), 0.5, dtype=o.dtype), torch.full((D,), 0.1, dtype=o.dtype))
+    obs = BoxObservationModel(box_scale(o, mask), torch.full((B, D), 0.05, dtype=o.dtype))
+    init = Gauss(s + 0.02, torch.full((B, T, N, D), 1e-4, dtype=o.dtype))
+    cfg = VEMConfig(iterations=1, m_step=m_step)
+    res = run_vem(o, mask, prior, obs, init, cfg)
+    log_prior = torch.full((N,), -math.log(N), dtype=o.dtype)
+    resp = e_step_w(expected_log_likelihood(o, obs.obs_var(), init), mask, log_prior)
+    prec, info = source_messages(o, mask, resp.r, obs.obs_var())
+    q1, prior_elbo = prior.e_step(prec, info, init)
+    obs1 = obs.m_step(o, mask, resp.r, q1) if m_step else obs
+    expected = vem_elbo(expected_log_likelihood(o, obs1.obs_var(), q1), mask, resp, prior_elbo, cfg)
+    assert torch.allclose(res.elbo[0], expected, rtol=1e-10), (res.elbo[0], expected)

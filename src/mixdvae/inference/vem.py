@@ -120,15 +120,17 @@ def run_vem(
     history: list[Tensor] = []
     n_obs = mask.sum().clamp_min(1).item()
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
+    phi = obs_model.obs_var()
+    ll = expected_log_likelihood(o, phi, q_s)
     for it in bar:
-        phi = obs_model.obs_var()
-        ll = expected_log_likelihood(o, phi, q_s)
         resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
         prec, info = source_messages(o, mask, resp.r, phi)
         q_s, prior_elbo = prior.e_step(prec, info, q_s, generator)
         if config.m_step:
             obs_model = obs_model.m_step(o, mask, resp.r, q_s)
-            ll = expected_log_likelihood(o, obs_model.obs_var(), q_s)
+            phi = obs_model.obs_var()
+        # E_q log N(o; s, Phi) at the new q(s) and Phi: the ELBO's term now, the next E-W's input
+        ll = expected_log_likelihood(o, phi, q_s)
         elbo = vem_elbo(ll, mask, resp, prior_elbo, config)
         if not torch.isfinite(elbo).all() or not torch.isfinite(q_s.mean).all():
             raise NumericalError(f"VEM iteration {it + 1}: the ELBO or the source means became non-finite")
@@ -140,6 +142,5 @@ def run_vem(
             if change < config.tol:
                 break
     # Final E-W so that the responsibilities match the returned sources.
-    phi = obs_model.obs_var()
-    resp = e_step_w(expected_log_likelihood(o, phi, q_s), mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
+    resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
     return VEMResult(q_s, resp, obs_model, torch.stack(history), len(history))
