@@ -7,7 +7,7 @@ import pytest
 
 from conftest import shared_data_dir
 from mixdvae.config import config_from_dict
-from mixdvae.data.detector import SimulatedDetector, miss_probability, simulate_detections
+from mixdvae.data.detector import SimulatedDetector, ar1_along_tracks, miss_probability, simulate_detections
 from mixdvae.data.mot import MotBoxes, SeqInfo, read_sequence
 from mixdvae.errors import ConfigError
 
@@ -96,9 +96,48 @@ def test_false_positives_poisson_and_inside_image() -> None:
     assert ((det.conf >= 0) & (det.conf < 0.5)).all()
 
 
+def test_correlated_noise_keeps_its_std_and_has_the_asked_lag_one_correlation() -> None:
+    """noise_corr = 0.6 on one person seen on 20,000 frames (some missed): the edge errors keep the
+    std sigma x size, and consecutive detected frames correlate by 0.6 (rho^2 two frames apart)."""
+    m = 20000
+    gt, info = _one_box_per_frame(np.full(m, 40.0), np.ones(m))
+    cfg = SimulatedDetector(miss_floor=0.2, noise_x=0.1, noise_y=0.05, noise_corr=0.6)
+    det = simulate_detections(gt, info, cfg, np.random.default_rng(2))
+    err = (det.boxes - gt.boxes[det.frame - 1]) / np.array([4.0, 4.0, 4.0, 4.0])  # sigma x size = 4 px
+    np.testing.assert_allclose(err.std(axis=0), 1.0, rtol=0.05)
+    for gap, expected in ((1, 0.6), (2, 0.36)):
+        pairs = np.nonzero(np.diff(det.frame) == gap)[0]
+        for d in range(4):
+            r = np.corrcoef(err[pairs, d], err[pairs + 1, d])[0, 1]
+            assert abs(r - expected) < 0.05, (gap, d, r)
+    white = simulate_detections(gt, info, SimulatedDetector(miss_floor=0.2, noise_x=0.1, noise_y=0.05),
+                                np.random.default_rng(2))
+    e0 = (white.boxes - gt.boxes[white.frame - 1])[:, 0]
+    pairs = np.nonzero(np.diff(white.frame) == 1)[0]
+    assert abs(np.corrcoef(e0[pairs], e0[pairs + 1])[0, 1]) < 0.05
+
+
+def test_ar1_runs_along_each_track_separately() -> None:
+    """Two interleaved tracks: each track's first value is its innovation, each is AR(1) in its own
+    frames, and the two stay uncorrelated."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    ids = np.tile([7, 3], n)
+    frames = np.repeat(np.arange(1, n + 1), 2)
+    nu = rng.standard_normal((2 * n, 1))
+    e = ar1_along_tracks(nu, ids, frames, 0.8)
+    assert e[0, 0] == nu[0, 0] and e[1, 0] == nu[1, 0]
+    np.testing.assert_allclose(e[2, 0], 0.8 * e[0, 0] + 0.6 * nu[2, 0])
+    a, b = e[0::2, 0], e[1::2, 0]
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1] - 0.8) < 0.05
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
+
+
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="SimulatedDetector.miss_floor = 1.5: must be in"):
         SimulatedDetector(miss_floor=1.5)
+    with pytest.raises(ConfigError, match=r"noise_corr = 1.0: must be in \[0, 1\)"):
+        SimulatedDetector(noise_corr=1.0)
     with pytest.raises(ConfigError, match="noise_x"):
         SimulatedDetector(noise_x=-0.1)
     cfg = config_from_dict(SimulatedDetector, {"miss_gamma": 2, "false_positives_per_frame": 1}, "t.toml")
