@@ -27,10 +27,10 @@ Hungarian matching at IoU >= 0.5 against flag-1 ground truth, seven sequences):
 recall 0.49 to 0.91; edge error std 0.11 to 0.15 of the width (x1, x2) and 0.04 to 0.09 of the
 height (y1, y2); 0.6 to 5.7 unmatched detections per frame; the edge errors of one person are
 correlated from frame to frame (lag-one correlation 0.48 / 0.39 / 0.50 / 0.34 for x1 / y1 / x2 / y2
-over the 128 MOT15 windows of T = 60 of ``mixdvae bench tracking``, 0.2 at lag five). SDP, the MOT17 detector of the
-original MOT17-3T data, is a stronger detector than ACF, hence smaller noise below; with the
-default miss model the recall over the considered MOT17 ground truth is 0.72 (the visibility
-quartiles there are about 0.25 / 0.65 / 0.95).
+over the 128 MOT15 windows of T = 60 of ``mixdvae bench tracking``, 0.1 to 0.2 at lag five).
+SDP, the MOT17 detector of the original MOT17-3T data, is a stronger detector than ACF, hence
+smaller noise below; with the default miss model the recall over the considered MOT17 ground truth
+is 0.72 (the visibility quartiles there are about 0.25 / 0.65 / 0.95).
 """
 
 from __future__ import annotations
