@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mixdvae.errors import ConfigError, DataFormatError, NumericalError
-from mixdvae.utils.io import atomic_path
+from mixdvae.utils.io import atomic_path, first_line
 
 __all__ = [
     "SAMPLE_RATE",
@@ -60,11 +60,6 @@ AUDIO_SUFFIXES = (".flac", ".wav")
 _CLIP_WARN_FRACTION = 0.01
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as a mono float32 waveform at ``sample_rate``.
 
@@ -88,7 +83,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as err:
-        raise DataFormatError(f"{path}: not a readable audio file ({_first_line(err)})") from err
+        raise DataFormatError(f"{path}: not a readable audio file ({first_line(err)})") from err
     num_samples, channels = data.shape
     if num_samples == 0:
         raise DataFormatError(f"{path}: empty audio file (0 samples)")
@@ -271,7 +266,7 @@ def list_audio_files(source: str | os.PathLike) -> list[Path]:
         try:
             text = source.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise DataFormatError(f"{source}: not a readable UTF-8 manifest ({_first_line(err)})") from err
+            raise DataFormatError(f"{source}: not a readable UTF-8 manifest ({first_line(err)})") from err
         if source.suffix.lower() == ".csv":
             reader = csv.DictReader(io.StringIO(text, newline=""))
             if reader.fieldnames is None or "path" not in reader.fieldnames:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import read_npz, save_npz
+from mixdvae.utils.io import first_line, read_npz, save_npz
 
 __all__ = ["TrajectorySet", "save_trajectories", "load_trajectories", "check_trajectory_boxes"]
 
@@ -44,11 +44,6 @@ class TrajectorySet:
     @property
     def length(self) -> int:
         return int(self.boxes.shape[1])
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def check_trajectory_boxes(boxes: np.ndarray, where: str, error: type[Exception] = DataFormatError) -> np.ndarray:
@@ -94,7 +89,7 @@ def save_trajectories(path: str | os.PathLike, boxes: np.ndarray, meta: dict[str
     try:
         meta_json = json.dumps(meta, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: meta is not JSON-serialisable ({_first_line(err)})") from err
+        raise ValueError(f"{path}: meta is not JSON-serialisable ({first_line(err)})") from err
     return save_npz(path, boxes=boxes, meta=np.array(meta_json))
 
 
@@ -120,7 +115,7 @@ def load_trajectories(path: str | os.PathLike) -> TrajectorySet:
         try:
             meta = json.loads(str(meta_raw[()]))
         except json.JSONDecodeError as err:
-            raise DataFormatError(f"{p}: key 'meta' is not valid JSON ({_first_line(err)})") from err
+            raise DataFormatError(f"{p}: key 'meta' is not valid JSON ({first_line(err)})") from err
         if not isinstance(meta, dict):
             raise DataFormatError(f"{p}: key 'meta' should be a JSON object, got {type(meta).__name__}")
     return TrajectorySet(boxes=boxes, meta=meta)

@@ -33,6 +33,7 @@ from torch import Tensor
 from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.srnn import SRNN
 from mixdvae.errors import CheckpointError, ConfigError
+from mixdvae.utils.io import first_line
 
 __all__ = ["load_reference_checkpoint", "REFERENCE_KINDS"]
 
@@ -166,12 +167,8 @@ def _load_file(path: Path) -> object:
             ) from err
         raise CheckpointError(f"{path}: cannot read as a torch checkpoint ({detail})") from err
     except Exception as err:  # torch raises RuntimeError, KeyError, EOFError, ... for a damaged file
-        raise CheckpointError(f"{path}: cannot read as a torch checkpoint ({_first_line(err)})") from err
+        raise CheckpointError(f"{path}: cannot read as a torch checkpoint ({first_line(err)})") from err
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _unpickler_detail(message: str) -> str:

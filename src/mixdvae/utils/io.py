@@ -19,7 +19,7 @@ import numpy as np
 
 from mixdvae.errors import DataFormatError
 
-__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz"]
+__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "first_line"]
 
 
 def _umask() -> int:
@@ -75,7 +75,9 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 _NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty), for
+    one-line error messages."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -97,7 +99,7 @@ def read_npz(
     try:
         data = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
-        raise DataFormatError(f"{path}: not a valid .npz file ({_first_line(err)})") from err
+        raise DataFormatError(f"{path}: not a valid .npz file ({first_line(err)})") from err
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DataFormatError(f"{path}: not a valid .npz file (a single .npy array, not an archive)")
     with data:
@@ -108,4 +110,4 @@ def read_npz(
         try:
             return {k: data[k] for k in (*keys, *[o for o in optional if o in found])}
         except _NPZ_ERRORS as err:
-            raise DataFormatError(f"{path}: cannot read the arrays ({_first_line(err)})") from err
+            raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
