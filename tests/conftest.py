@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,17 @@ def _one_torch_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def accelerator() -> str:
+    """The device of the accelerator tests: ``cuda``, skipped where CUDA is missing (CI).
+
+    ``MIXDVAE_TEST_ACCELERATOR=cpu`` runs the same tests on the CPU, to try them on a machine
+    without a GPU (they then compare the CPU with itself)."""
+    import torch
+
+    device = os.environ.get("MIXDVAE_TEST_ACCELERATOR", "cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return device

@@ -23,6 +23,7 @@ from mixdvae.data.audio import (
     read_audio,
     samples_to_frames,
     sine_window,
+    speed_perturb,
     stft,
     write_audio,
 )
@@ -253,6 +254,52 @@ def test_power_sequences_shapes_silence_and_normalisation(tmp_path):
         power_sequences(files, 1)
     with pytest.raises(ConfigError, match="normalise = 'peak'"):
         power_sequences(files, T, normalise="peak")
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1, 1.25])
+def test_speed_perturbation_scales_every_frequency_and_the_duration(factor):
+    """y(t) = x(factor t): a 1 kHz + 3 kHz tone comes out at factor x 1 and 3 kHz, 1 / factor as long."""
+    x = (tone(1.0, freq=1000.0) + 0.5 * tone(1.0, freq=3000.0)).astype(np.float32)
+    y = speed_perturb(x, factor)
+    assert y.dtype == np.float32 and abs(y.shape[0] - x.shape[0] / factor) <= 1
+    spectrum = np.abs(np.fft.rfft(y[1000:-1000] * np.hanning(y.shape[0] - 2000)))
+    hz = np.fft.rfftfreq(y.shape[0] - 2000, 1.0 / SAMPLE_RATE)
+    low = hz < 2000.0 * factor
+    peaks = [hz[low][spectrum[low].argmax()], hz[~low][spectrum[~low].argmax()]]
+    np.testing.assert_allclose(peaks, [1000.0 * factor, 3000.0 * factor], atol=2.0)
+    assert np.abs(y).max() == pytest.approx(np.abs(x).max(), rel=0.05)  # the level is kept
+
+
+def test_speed_perturbation_of_one_is_the_identity_and_bad_factors_are_refused():
+    x = tone(0.2, freq=440.0)
+    assert speed_perturb(x, 1.0) is x
+    for bad in (0.4, 2.5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="speed factor"):
+            speed_perturb(x, bad)
+
+
+def test_power_sequences_cut_every_speed_of_every_file(tmp_path):
+    """speeds (0.9, 1, 1.1): the factor-1 sequences are the plain ones, in file-then-speed order,
+    and the others are those of the resampled clip."""
+    T = 20
+    seg = frames_to_samples(T)
+    for name, freq in (("a", 500.0), ("b", 800.0)):
+        sf.write(tmp_path / f"{name}.wav", tone(10 * seg / SAMPLE_RATE, freq=freq), SAMPLE_RATE, subtype="FLOAT")
+    files = list_audio_files(tmp_path)
+    plain = power_sequences(files, T)
+    both = power_sequences(files, T, speeds=(0.9, 1.0, 1.1))
+    # slower speeds give longer clips, hence more segments
+    counts = [power_sequences(files[:1], T, speeds=(r,)).shape[0] for r in (0.9, 1.0, 1.1)]
+    assert counts == [11, 10, 9] and both.shape[0] == 2 * sum(counts)
+    np.testing.assert_array_equal(both[counts[0]:counts[0] + counts[1]], plain[:counts[1]])
+    fast = power_sequences(files[:1], T, speeds=(1.1,))
+    np.testing.assert_array_equal(both[counts[0] + counts[1]:sum(counts)], fast)
+    # the 500 Hz tone played 10 % faster peaks at 550 Hz: bin 550 / (16000 / 1024) = 35.2
+    assert fast[0].mean(0).argmax() == 35 and plain[0].mean(0).argmax() == 32
+    with pytest.raises(ConfigError, match="speed factor 3"):
+        power_sequences(files, T, speeds=(1.0, 3.0))
+    with pytest.raises(ConfigError, match="at least one speed factor"):
+        power_sequences(files, T, speeds=())
 
 
 def test_real_flac_reads_as_16k_mono(shared_data):

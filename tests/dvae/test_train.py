@@ -133,6 +133,22 @@ def test_bfloat16_autocast_training_raises_the_float32_validation_elbo(tmp_path,
     assert read_card(result.best_path)["train"]["precision"] == "bfloat16"
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_on_the_accelerator_raises_the_validation_elbo(tmp_path, boxes, accelerator, precision):
+    """Pretraining on ``accelerator`` (float32, and bfloat16 autocast where it is meant to pay):
+    the validation ELBO rises as on the CPU, and the saved weights load on the CPU in float32."""
+    train, val = boxes
+    model = _model("srnn", "causal")
+    untrained = evaluate_loss(model, val, seed=1)["loss"]
+    result = train_dvae(model, train, val, TrainConfig(epochs=6, precision=precision, **FAST), tmp_path,
+                        device=accelerator, progress=False)
+    assert all(p.dtype == torch.float32 and p.device.type == torch.device(accelerator).type for p in model.parameters())
+    assert result.best_val_loss < untrained - 2.0
+    loaded = load_dvae(result.best_path)
+    assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in loaded.parameters())
+    assert math.isfinite(evaluate_loss(loaded, val, seed=1)["loss"])
+
+
 # --------------------------------------------------------------------------- (b) early stopping
 def test_early_stopping_keeps_the_truly_best_weights(tmp_path, boxes):
     train, val = boxes

@@ -91,3 +91,20 @@ def test_mixdvae_recovers_the_assignment_of_synthetic_scenes():
         mapping = {n: np.bincount(best[m & (truth == n)], minlength=3).argmax() for n in range(3)}
         agree += sum((best[m & (truth == n)] == mapping[n]).sum() for n in range(3))
     assert agree / mask.sum() > 0.9
+
+
+@pytest.mark.parametrize("method", ["mixdvae", "vkf", "deep-ar", "kalman"])
+def test_every_method_tracks_on_the_accelerator_as_on_the_cpu(accelerator, method):
+    """The shipped priors on ``accelerator``: finite boxes and posteriors, the same scores as on
+    the CPU. MixDVAE draws z from the device's generator, so its boxes are close, not equal."""
+    ws = synthetic_windows(16, 60, sources=3, seed=11)
+    cpu = track_windows(ws, method, DEFAULT, device="cpu", seed=0)
+    acc = track_windows(ws, method, DEFAULT, device=accelerator, seed=0)
+    assert np.isfinite(acc.boxes).all() and np.isfinite(acc.eta).all()
+    assert np.abs(acc.boxes - cpu.boxes).mean() < (5.0 if method == "mixdvae" else 0.05)
+    a, b = _score(ws, cpu), _score(ws, acc)
+    for key in ("MOTA", "IDF1"):
+        assert b[key] == pytest.approx(a[key], abs=1.0 if method == "mixdvae" else 1e-6), (key, a, b)
+    if cpu.elbo is not None:
+        assert np.isfinite(acc.elbo).all()
+        assert np.abs(acc.elbo[-1] - cpu.elbo[-1]).max() < 1e-2 * np.abs(cpu.elbo[-1]).max() + 1.0

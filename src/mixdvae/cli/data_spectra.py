@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-db", type=float, default=None, metavar="DB",
                    help="add a white noise floor DB dB below each sequence's mean power (e.g. -40: rendered "
                    "audio has digital silence that real recordings never have); default: none")
+    p.add_argument("--speed-perturb", type=float, nargs="+", default=[1.0], metavar="R",
+                   help="cut every file once per speed factor R (augmentation: 0.9 1 1.1 plays each clip 10 %% "
+                   "slower, as is, and 10 %% faster, moving pitch and formants; default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gains and the noise (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -53,7 +56,7 @@ def run_data_spectra(args: argparse.Namespace) -> int:
     files = [f for src in args.audio for f in list_audio_files(src)]
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     power = power_sequences(files, args.length, hop_frames=args.hop, max_sequences=args.max_sequences,
-                            progress=progress)
+                            speeds=args.speed_perturb, progress=progress)
     if power.shape[0] == 0:
         raise DataFormatError(f"{', '.join(map(str, args.audio))}: no active segment of {args.length} frames")
     if args.noise_db is not None:
@@ -64,7 +67,8 @@ def run_data_spectra(args: argparse.Namespace) -> int:
     power = power * (10.0 ** (gains / 10.0))[:, None, None]
     meta = {"sources": [str(a) for a in args.audio], "files": len(files), "length": args.length,
             "hop": args.hop if args.hop is not None else args.length - 1, "normalise": "segment peak = 1",
-            "gain_db": [low, high], "noise_db": args.noise_db, "seed": args.seed, "num": int(power.shape[0])}
+            "gain_db": [low, high], "noise_db": args.noise_db,
+            "speeds": [float(r) for r in args.speed_perturb], "seed": args.seed, "num": int(power.shape[0])}
     save_spectra(args.out, power, meta)
     print(f"wrote {power.shape[0]} sequences of {power.shape[1]} frames x {power.shape[2]} bins "
           f"from {len(files)} files to {args.out}")

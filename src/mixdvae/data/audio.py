@@ -41,6 +41,7 @@ __all__ = [
     "samples_to_frames",
     "frame_energy_db",
     "list_audio_files",
+    "speed_perturb",
     "power_sequences",
 ]
 
@@ -290,6 +291,59 @@ def list_audio_files(source: str | os.PathLike) -> list[Path]:
     return files
 
 
+def _clip_power_sequences(
+    x: np.ndarray, seg_len: int, seg_hop: int, normalise: str, silence_db: float, max_silent_fraction: float,
+    device: torch.device | str,
+) -> np.ndarray | None:
+    """The kept, normalised segments of one clip for :func:`power_sequences` (None: too short).
+
+    Shape: (L,) -> (num, T, F) float32"""
+    if x.shape[0] < seg_len:
+        return None
+    if normalise == "file":
+        x = x / np.max(np.abs(x))
+    num = 1 + (x.shape[0] - seg_len) // seg_hop
+    xt = torch.as_tensor(x, device=device)
+    segments = xt.unfold(0, seg_len, seg_hop)[:num]  # (L,) -> (num, seg_len) views
+    power = stft(segments).abs().square()  # (num, T, F)
+    # Frame energy relative to the loudest frame of the whole file (its full STFT).
+    file_top = stft(xt).abs().square().sum(-1).max()
+    energy = power.sum(-1)  # (num, T)
+    silent = energy < file_top * 10.0 ** (silence_db / 10.0)
+    keep = silent.float().mean(-1) <= max_silent_fraction  # (num,)
+    if normalise == "segment":
+        peak = segments.abs().amax(-1)  # (num,)
+        power = power / peak.square()[:, None, None].clamp_min(1e-30)
+    return power[keep].to(torch.float32).cpu().numpy()
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation (Ko et al., Interspeech 2015): play ``x`` ``factor`` times faster.
+
+    y[m] = x(m · factor / fs), computed by polyphase resampling (``scipy.signal.resample_poly``)
+    of ``x`` to fs / factor and read back at fs: duration ÷ factor, every frequency × factor
+    (pitch and formants move together, as between speakers of different vocal-tract length).
+    ``factor`` = 1 returns ``x`` itself. The ratio is approximated by a fraction with a
+    denominator of at most 100 (factor 0.9 = 9/10 exactly).
+
+    Shape: (L,) -> (ceil(L / factor),) float32
+
+    Raises:
+        ConfigError: ``factor`` not a finite number in [0.5, 2].
+    """
+    if not (math.isfinite(factor) and 0.5 <= factor <= 2.0):
+        raise ConfigError(f"speed factor {factor}: must be a finite number in [0.5, 2]")
+    if factor == 1.0:
+        return x
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(1.0 / factor).limit_denominator(100)  # output samples per input sample
+    y = resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator)
+    return y.astype(np.float32)
+
+
 def power_sequences(
     files: Iterable[str | os.PathLike],
     length_frames: int,
@@ -298,6 +352,7 @@ def power_sequences(
     normalise: Literal["segment", "file", "none"] = "segment",
     silence_db: float = -40.0,
     max_silent_fraction: float = 0.5,
+    speeds: Iterable[float] = (1.0,),
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
@@ -320,6 +375,10 @@ def power_sequences(
     of its T frames have an energy Σ_f |S_{ft}|² below ``silence_db`` dB relative to the file's
     loudest frame (computed at file level, before the normalisation).
 
+    ``speeds``: each file is cut once per factor r, after :func:`speed_perturb` by r (data
+    augmentation: r = 0.9, 1, 1.1 triples the data and spreads pitch and formants by ±10 %, as
+    more speakers or more intonation would). Sequences are ordered file by file, speed by speed.
+
     ``max_sequences`` keeps that many sequences, evenly spaced over all of them (all files
     contribute, deterministically).
 
@@ -328,8 +387,14 @@ def power_sequences(
 
     Raises:
         ConfigError: ``length_frames`` < 2, ``hop_frames`` < 1, ``max_sequences`` < 1, an unknown
-            ``normalise``. DataFormatError: a file :func:`read_audio` refuses.
+            ``normalise``, a speed factor outside [0.5, 2]. DataFormatError: a file
+            :func:`read_audio` refuses.
     """
+    speeds = [float(r) for r in speeds]
+    if not speeds:
+        raise ConfigError("speeds: expected at least one speed factor")
+    for r in speeds:
+        speed_perturb(np.zeros(1, dtype=np.float32), r)  # validates r
     if int(length_frames) != length_frames or length_frames < 2:
         raise ConfigError(f"length_frames = {length_frames}: must be an integer >= 2")
     hop_frames = int(length_frames) - 1 if hop_frames is None else hop_frames
@@ -348,25 +413,14 @@ def power_sequences(
     from tqdm import tqdm
 
     for path in tqdm(files, desc="power sequences", unit="file", disable=not progress):
-        x = read_audio(path)
-        if x.shape[0] < seg_len:
-            logger.debug("%s: %d samples, shorter than one sequence (%d)", path, x.shape[0], seg_len)
-            continue
-        if normalise == "file":
-            x = x / np.max(np.abs(x))
-        num = 1 + (x.shape[0] - seg_len) // seg_hop
-        xt = torch.as_tensor(x, device=device)
-        segments = xt.unfold(0, seg_len, seg_hop)[:num]  # (L,) -> (num, seg_len) views
-        power = stft(segments).abs().square()  # (num, T, F)
-        # Frame energy relative to the loudest frame of the whole file (its full STFT).
-        file_top = stft(xt).abs().square().sum(-1).max()
-        energy = power.sum(-1)  # (num, T)
-        silent = energy < file_top * 10.0 ** (silence_db / 10.0)
-        keep = silent.float().mean(-1) <= max_silent_fraction  # (num,)
-        if normalise == "segment":
-            peak = segments.abs().amax(-1)  # (num,)
-            power = power / peak.square()[:, None, None].clamp_min(1e-30)
-        chunks.append(power[keep].to(torch.float32).cpu().numpy())
+        clip = read_audio(path)
+        for r in speeds:
+            power = _clip_power_sequences(speed_perturb(clip, r), seg_len, seg_hop, normalise, silence_db,
+                                          max_silent_fraction, device)
+            if power is None:
+                logger.debug("%s (speed %g): shorter than one sequence (%d samples)", path, r, seg_len)
+                continue
+            chunks.append(power)
     if not chunks:
         return np.zeros((0, int(length_frames), F), dtype=np.float32)
     out = np.concatenate(chunks, axis=0)
