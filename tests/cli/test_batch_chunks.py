@@ -64,3 +64,22 @@ def test_track_and_separate_in_chunks_on_the_accelerator(tmp_path, accelerator):
                      "--device", device, "--no-progress"]) == 0
         scores[device] = np.asarray(si_sdr(arrays(est)["estimates"], demo.sources))  # (B, N) dB
     assert np.isfinite(scores[accelerator]).all() and np.abs(scores[accelerator] - scores["cpu"]).max() < 0.3, scores
+
+
+def test_batch_size_flag_does_not_change_results_and_bad_values_exit_2(tmp_path, capsys):
+    """``--batch-size`` (windows per VEM batch, e.g. thousands on a GPU) only regroups windows (each
+    window stops on its own ELBO): VKF's boxes are the same whatever it is; 0 is refused with one line."""
+    windows = windows_file(tmp_path / "w.npz", count=7)
+    outs = []
+    for size in ("2", "7"):
+        out = tmp_path / f"v{size}.npz"
+        assert main(["track", str(windows), "--out", str(out), "--method", "vkf", "--batch-size", size, *CPU]) == 0
+        outs.append(arrays(out, drop=("config", "seconds")))
+    np.testing.assert_allclose(outs[0]["boxes"], outs[1]["boxes"], rtol=1e-5)
+    capsys.readouterr()
+    assert main(["track", str(windows), "--out", str(tmp_path / "x.npz"), "--batch-size", "0", *CPU]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "batch_size = 0" in err[0] and "--batch-size" in err[0], err
+    assert main(["separate", str(windows), "--out", str(tmp_path / "e.npz"), "--batch-size", "-1", *CPU]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "batch_size = -1" in err[0], err

@@ -108,3 +108,21 @@ def test_every_method_tracks_on_the_accelerator_as_on_the_cpu(accelerator, metho
     if cpu.elbo is not None:
         assert np.isfinite(acc.elbo).all()
         assert np.abs(acc.elbo[-1] - cpu.elbo[-1]).max() < 1e-2 * np.abs(cpu.elbo[-1]).max() + 1.0
+
+
+@pytest.mark.parametrize("method", ["mixdvae", "vkf"])
+def test_a_window_is_tracked_the_same_in_any_batch(method):
+    """The ELBO stop is per window: a window's boxes, responsibilities and ELBO history are the same
+    tracked alone or in a batch with windows that converge at other iterations."""
+    ws = synthetic_windows(6, 40, sources=3, seed=5)
+    together = track_windows(ws, method, DEFAULT, seed=0)
+    alone = [track_windows(dataclasses.replace(ws, **{k: getattr(ws, k)[w:w + 1] for k in ("gt", "det", "det_gt_index", "sequence", "ids", "image_size", "frames")}),
+                           method, DEFAULT, seed=0) for w in range(6)]
+    iterations = [a.elbo.shape[1] for a in alone]
+    assert len(set(iterations)) > 1, iterations  # the windows do stop at different iterations
+    for w, a in enumerate(alone):
+        np.testing.assert_allclose(together.boxes[w], a.boxes[0], rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(together.eta[w], a.eta[0], atol=1e-5)
+        np.testing.assert_allclose(together.elbo[w, :iterations[w]], a.elbo[0], rtol=1e-5)
+        tail = together.elbo[w, iterations[w] - 1:]  # the stopped window repeats its last value
+        assert (tail == tail[0]).all() and tail[0] == pytest.approx(a.elbo[0, -1], rel=1e-5)

@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: the preset's)")
     p.add_argument("--config", type=Path, default=None, help="TOML/JSON [separation] table overriding the preset")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="chunks of T frames per VEM batch (default: the preset's, 64); larger on a GPU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -68,6 +70,8 @@ def _config(args: argparse.Namespace):
         config = replace(config, chunk_frames=args.length, overlap_frames=min(config.overlap_frames, max(0, args.length // 5)))
     if args.iterations is not None:
         config = replace(config, vem=replace(config.vem, iterations=args.iterations))
+    if args.batch_size is not None:
+        config = config_with_overrides(config, {"batch_size": args.batch_size}, "--batch-size")
     return config
 
 

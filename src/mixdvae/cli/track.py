@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", type=Path, default=None, help="prior checkpoint (.safetensors, or an original .pt)")
     p.add_argument("--config", type=Path, default=None, help="TOML/JSON [tracking] table overriding the preset")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="windows per VEM batch (default: the preset's, 256); on a GPU a few thousand keep it busy "
+                   "(docs/scale.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -60,6 +63,8 @@ def run_track(args: argparse.Namespace) -> int:
     if args.config is not None:
         data = load_config_file(args.config)
         config = config.with_overrides(data.get("tracking", data), str(args.config))
+    if args.batch_size is not None:
+        config = config.with_overrides({"batch_size": args.batch_size}, "--batch-size")
     windows = load_windows(args.windows)
     set_threads(args.threads)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

@@ -37,8 +37,9 @@ class VEMConfig:
 
     Attributes:
         iterations: maximum number of iterations (reference: 70, section 4.5).
-        tol: stop when the mean ELBO per observation changed by less than ``tol`` between two
-            iterations (None: run all iterations, as the reference does).
+        tol: stop a window when its ELBO per observation changed by less than ``tol`` between
+            two iterations; the loop ends when every window has stopped (None: run all
+            iterations, as the reference does).
         min_iterations: never stop before this many iterations.
         temperature: E-W temperature c in exp(c E log N) (1: exact; reference: 0.008).
         m_step: re-estimate the observation variance (the reference never does).
@@ -66,8 +67,9 @@ class VEMConfig:
 
 
 class VEMResult(NamedTuple):
-    """q(s) (B, T, N, D), responsibilities, the final observation model, the ELBO history
-    (I, B) and the number of iterations run."""
+    """q(s) (B, T, N, D) and responsibilities, each window's at its own stop; the observation
+    model of the last iteration run; the ELBO history (I, B), where a window that stopped early
+    repeats its last value; the number of iterations run (by the slowest window)."""
 
     sources: Gauss
     resp: Responsibilities
@@ -118,10 +120,17 @@ def run_vem(
     log_prior = torch.full((N,), log_pi, dtype=o.dtype, device=o.device)
     q_s = init
     history: list[Tensor] = []
-    n_obs = mask.sum().clamp_min(1).item()
+    n_obs = mask.sum(dim=(1, 2)).clamp_min(1).to(o.dtype)  # (B,) observations per window
+    # Per-window stop: window b keeps its state from the iteration where its own ELBO per
+    # observation changed by less than tol; the others go on. A window's result is therefore
+    # the same whichever windows share its batch (batch size, chunks, ranks, device).
+    stopped = torch.zeros(B, dtype=torch.bool, device=o.device)
+    stop_iter = torch.full((B,), config.iterations - 1, dtype=torch.long, device=o.device)
+    kept_mean, kept_var = torch.empty_like(init.mean), torch.empty_like(init.var)
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     phi = obs_model.obs_var()
     ll = expected_log_likelihood(o, phi, q_s)
+    kept_ll = torch.empty_like(ll)
     for it in bar:
         resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
         prec, info = source_messages(o, mask, resp.r, phi)
@@ -138,9 +147,21 @@ def run_vem(
         if progress:
             bar.set_postfix(elbo=f"{elbo.mean().item():.2f}")
         if config.tol is not None and it + 1 >= config.min_iterations and len(history) > 1:
-            change = (history[-1] - history[-2]).abs().sum().item() / n_obs
-            if change < config.tol:
-                break
+            converged = ~stopped & ((history[-1] - history[-2]).abs() / n_obs < config.tol)  # (B,)
+            if converged.any():
+                kept_mean[converged], kept_var[converged] = q_s.mean[converged], q_s.var[converged]
+                kept_ll[converged] = ll[converged]
+                stop_iter[converged] = it
+                stopped |= converged
+                if bool(stopped.all()):
+                    break
+    if bool(stopped.any()):
+        keep = stopped[:, None, None, None]
+        q_s = Gauss(torch.where(keep, kept_mean, q_s.mean), torch.where(keep, kept_var, q_s.var))
+        ll = torch.where(stopped[:, None, None, None], kept_ll, ll)
+    elbo_history = torch.stack(history)  # (I, B); after its stop a window repeats its last value
+    steps = torch.arange(len(history), device=o.device)[:, None]
+    elbo_history = torch.gather(elbo_history, 0, torch.minimum(steps, stop_iter[None]).expand_as(elbo_history))
     # Final E-W so that the responsibilities match the returned sources.
     resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
-    return VEMResult(q_s, resp, obs_model, torch.stack(history), len(history))
+    return VEMResult(q_s, resp, obs_model, elbo_history, len(history))
