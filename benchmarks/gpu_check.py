@@ -1,15 +1,15 @@
 """On a CUDA machine: check the GPU path and record tracking and separation throughput.
 
 Usage:
-    python benchmarks/gpu_check.py [--windows 4096] [--length 300] [--sources 3] [--chunk-size 512]
+    python benchmarks/gpu_check.py [--windows 4096] [--length 300] [--sources 3] [--chunk-size 4096]
                                    [--mixtures 64] [--processes 1] [--repeats 3] [--json OUT.json]
 
 Steps: (1) one tracking chunk and one separation on ``cuda`` and on the CPU: both must run (a
 tensor left on the wrong device raises) and give finite results; their differences are printed,
 and the mean box difference must stay under 10 px (CUDA and CPU generators draw different samples
 of z, so the results are close, not equal);
-(2) ``mixdvae bench speed`` on ``cuda`` with 4,096 windows of T = 300 (N = 3) and the separation
-case, each process on its own GPU (``--processes 2`` needs 2 GPUs); prints the table and writes
+(2) ``mixdvae bench speed`` on ``cuda`` with 4,096 windows of T = 300 (N = 3) in one chunk, which
+is one VEM batch (on an H200 about 9 s, docs/scale.md), and the separation case, each process on its own GPU (``--processes 2`` needs 2 GPUs); prints the table and writes
 JSON. Without CUDA it exits 2 with one line and does nothing.
 """
 
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, default=4096)
     p.add_argument("--length", type=int, default=300)
     p.add_argument("--sources", type=int, default=3)
-    p.add_argument("--chunk-size", type=int, default=512)
+    p.add_argument("--chunk-size", type=int, default=4096, help="windows per chunk, each one VEM batch")
     p.add_argument("--mixtures", type=int, default=64)
     p.add_argument("--processes", default="1")
     p.add_argument("--repeats", type=int, default=3)

@@ -176,6 +176,8 @@ def _worker(rank: int, world: int, port: int, spec: SpeedSpec, out_dir: str) -> 
             from mixdvae.tracking.synthetic import synthetic_windows
 
             config = get_preset("default")
+            # a chunk is one VEM batch (on a GPU the time per batch hardly grows with its size)
+            config = dataclasses.replace(config, batch_size=max(config.batch_size, spec.chunk_size))
             if spec.iterations is not None:
                 config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations, tol=None))
             for length, sources in spec.tracking_cases:
@@ -188,7 +190,8 @@ def _worker(rank: int, world: int, port: int, spec: SpeedSpec, out_dir: str) -> 
             from mixdvae.utils.chunks import chunk_seed
 
             config = separation_preset("default")
-            config = dataclasses.replace(config, chunk_frames=spec.mixture_frames)
+            config = dataclasses.replace(config, chunk_frames=spec.mixture_frames,
+                                         batch_size=max(config.batch_size, spec.mixture_chunk))
             if spec.iterations is not None:
                 config = dataclasses.replace(config, vem=dataclasses.replace(config.vem, iterations=spec.iterations, tol=None))
             separator = Separator(("speech", "flute"), "mixdvae", config, device=device, seed=spec.seed)
