@@ -56,7 +56,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixdvae.errors import CheckpointError, ConfigError, DataFormatError, NumericalError
-from mixdvae.utils.io import atomic_path
+from mixdvae.utils.io import atomic_path, first_line
 
 __all__ = [
     "NMF_FORMAT",
@@ -652,7 +652,7 @@ def _read_nmf_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str
             metadata = fh.metadata() or {}
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}
     except Exception as err:  # safetensors raises its own SafetensorError, or OSError
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupt ({reason})") from err
     if metadata.get("format") != NMF_FORMAT:
         raise CheckpointError(f"{path}: metadata format is {metadata.get('format')!r}, expected {NMF_FORMAT!r}")

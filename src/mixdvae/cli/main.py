@@ -13,6 +13,7 @@ from typing import Sequence
 
 from mixdvae import __version__
 from mixdvae.errors import MixDVAEError
+from mixdvae.utils.io import first_line
 from mixdvae.utils.logging import configure_cli_logging
 
 # Each module defines ``add_parser(subparsers)``; the order is the order of ``mixdvae --help``.
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MixDVAEError as err:
-        print(f"mixdvae: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        print(f"mixdvae: error: {first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mixdvae: interrupted; finished results were kept", file=sys.stderr)

@@ -54,7 +54,7 @@ import numpy as np
 
 from mixdvae.data.audio import HOP, SAMPLE_RATE, frame_energy_db, frames_to_samples, list_audio_files, read_audio
 from mixdvae.errors import ConfigError, DataFormatError
-from mixdvae.utils.io import read_npz, save_npz
+from mixdvae.utils.io import first_line, read_npz, save_npz
 
 __all__ = [
     "Mixtures",
@@ -171,7 +171,7 @@ class _SegmentSampler:
             try:
                 info = sf.info(str(path))
             except (sf.SoundFileError, RuntimeError) as err:
-                raise DataFormatError(f"{path}: not a readable audio file ({str(err).splitlines()[0]})") from err
+                raise DataFormatError(f"{path}: not a readable audio file ({first_line(err)})") from err
             if math.ceil(info.frames * sample_rate / info.samplerate) >= length:
                 self.files.append(path)
         if not self.files:

@@ -29,7 +29,7 @@ import numpy as np
 
 from mixdvae.data.boxes import xywh_to_xyxy, xyxy_to_xywh
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import write_text
+from mixdvae.utils.io import first_line, write_text
 
 __all__ = [
     "SeqInfo",
@@ -144,7 +144,7 @@ def read_seqinfo(seq_dir: str | os.PathLike) -> SeqInfo:
     try:
         parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
     except (OSError, UnicodeDecodeError, configparser.Error) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         raise DataFormatError(f"{path}: cannot parse ({first})") from err
     if not parser.has_section("Sequence"):
         raise DataFormatError(f"{path}: no [Sequence] section")

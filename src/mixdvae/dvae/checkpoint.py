@@ -40,7 +40,7 @@ from mixdvae.dvae.base import DVAE
 from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.factory import build_dvae
 from mixdvae.errors import CheckpointError, ConfigError, NumericalError
-from mixdvae.utils.io import atomic_path, write_json
+from mixdvae.utils.io import atomic_path, first_line, write_json
 
 __all__ = [
     "CARD_FORMAT",
@@ -180,7 +180,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         with safe_open(str(weights), framework="pt", device="cpu") as fh:
             return {key: fh.get_tensor(key) for key in fh.keys()}
     except Exception as err:  # safetensors raises its own SafetensorError, or OSError
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise CheckpointError(f"{weights}: not a readable safetensors file, truncated or corrupt ({reason})") from err
 
 

@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mixdvae.errors import CheckpointError, ConfigError, DataFormatError
-from mixdvae.utils.io import atomic_path, write_json
+from mixdvae.utils.io import atomic_path, first_line, write_json
 
 __all__ = [
     "STATE_FORMAT",
@@ -164,7 +164,7 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
             metadata = fh.metadata() or {}
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}
     except Exception as err:  # SafetensorError or OSError
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupt ({reason})") from err
     if metadata.get("format") != STATE_FORMAT or "state" not in metadata:
         raise CheckpointError(f"{path}: not a mixdvae training state (format {metadata.get('format')!r})")

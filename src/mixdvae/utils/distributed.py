@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from mixdvae.errors import ConfigError, MixDVAEError
+from mixdvae.utils.io import first_line
 
 __all__ = [
     "launched_by_torchrun",
@@ -127,7 +128,7 @@ def agree_on_rank0(fn, group: Any = None) -> Any:
         err = payload[1]
         if rank == 0:
             raise err
-        raise ConfigError(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise ConfigError(first_line(err))
     return payload[1]
 
 
