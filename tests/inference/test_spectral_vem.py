@@ -197,3 +197,24 @@ def test_initial_variance_reads_one_power_per_source_when_given_one():
         alone = prior.initial_variance(power[:, :, n])[:, :, n]
         assert torch.allclose(both[:, :, n], alone)  # the 1e-8 relative floors are far below v^s here
     assert not torch.allclose(both[:, :, 0], prior.initial_variance(power[:, :, 1])[:, :, 0])
+
+
+def test_each_chunk_stops_on_its_own_elbo_whatever_its_batch():
+    """With a tolerance, a chunk's estimate, masks and ELBO history are the same separated alone or
+    with chunks that converge at other iterations; a stopped chunk repeats its last ELBO."""
+    mix, _ = _mixture(B=4, T=12, seed=3)
+    mix = mix * torch.tensor([1.0, 3.0, 0.3, 1.0])[:, None, None]
+    mix[3] = mix[3] + 0.5 * torch.flip(mix[3], [1])  # a harder, slower chunk
+    prior = _as64(DVAESpectralPrior([_fixed_profile_model(p) for p in _profiles()]))
+    cfg = SpectralVEMConfig(iterations=40, tol=1e-3, m_step=True, assignment_prior="frequency", prior_block=5)
+    mix = mix.to(torch.complex128)
+    together = run_spectral_vem(mix, prior, cfg)
+    alone = [run_spectral_vem(mix[b:b + 1], prior, cfg) for b in range(4)]
+    counts = [a.iterations for a in alone]
+    assert len(set(counts)) > 1 and together.iterations == max(counts), counts
+    for b, a in enumerate(alone):
+        assert torch.allclose(together.eta[b], a.eta[0], atol=1e-9)
+        assert torch.allclose(together.sources.mean[b], a.sources.mean[0], atol=1e-9)
+        assert torch.allclose(together.noise_ratio[b], a.noise_ratio[0])
+        assert torch.allclose(together.elbo[:counts[b], b], a.elbo[:, 0])
+        assert (together.elbo[counts[b] - 1:, b] == a.elbo[-1, 0]).all()

@@ -40,7 +40,8 @@ class SpectralVEMConfig:
 
     Attributes:
         iterations: maximum number of iterations (reference: 70).
-        tol: stop when the ELBO per bin changed by less than ``tol`` (None: run all iterations).
+        tol: stop a chunk when its ELBO per bin changed by less than ``tol``; the loop ends when
+            every chunk has stopped (None: run all iterations).
         min_iterations: never stop before this many iterations.
         noise_ratio: lambda in v^x = lambda (|X|^2 + eps) at the start (reference: 0.03, fixed).
         m_step: re-estimate lambda per mixture (the reference never does).
@@ -158,6 +159,11 @@ def run_spectral_vem(
         q = SpectralSources(masked, torch.zeros_like(masked.real))
     blocks = prior_blocks(T, config.prior_block).to(power.device)  # (T,)
     history: list[Tensor] = []
+    # Per-chunk stop (as in inference.vem.run_vem): a chunk keeps its state from the iteration
+    # where its own ELBO per bin settled, so its result does not depend on the batch.
+    stopped = torch.zeros(B, dtype=torch.bool, device=power.device)
+    stop_iter = torch.full((B,), config.iterations - 1, dtype=torch.long, device=power.device)
+    kept: list[Tensor] | None = None
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     for it in bar:
         noise_var = ratio[:, None, None] * (power + eps[:, None, None])
@@ -183,6 +189,21 @@ def run_spectral_vem(
         if progress:
             bar.set_postfix(elbo=f"{elbo.mean().item() / (T * F):.3f}")
         if config.tol is not None and it + 1 >= config.min_iterations and len(history) > 1:
-            if (history[-1] - history[-2]).abs().max().item() / (T * F) < config.tol:
-                break
-    return SpectralVEMResult(q, eta, prior_var, ratio, torch.stack(history), len(history))
+            converged = ~stopped & ((history[-1] - history[-2]).abs() / (T * F) < config.tol)  # (B,)
+            if converged.any():
+                state = (q.mean, q.var, eta, prior_var, ratio)
+                kept = [torch.empty_like(x) for x in state] if kept is None else kept
+                for k, x in zip(kept, state):
+                    k[converged] = x[converged]
+                stop_iter[converged] = it
+                stopped |= converged
+                if bool(stopped.all()):
+                    break
+    if kept is not None:
+        pick = lambda k, x: torch.where(stopped.view(-1, *([1] * (x.ndim - 1))), k, x)  # noqa: E731
+        mean, var, eta, prior_var, ratio = (pick(k, x) for k, x in zip(kept, (q.mean, q.var, eta, prior_var, ratio)))
+        q = SpectralSources(mean, var)
+    elbo_history = torch.stack(history)  # (I, B); after its stop a chunk repeats its last value
+    steps = torch.arange(len(history), device=power.device)[:, None]
+    elbo_history = torch.gather(elbo_history, 0, torch.minimum(steps, stop_iter[None]).expand_as(elbo_history))
+    return SpectralVEMResult(q, eta, prior_var, ratio, elbo_history, len(history))
