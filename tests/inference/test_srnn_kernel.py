@@ -7,6 +7,7 @@ import torch
 from mixdvae.dvae import DVAEConfig, build_dvae
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.weights import load_weights, shipped_weights
+from mixdvae.errors import ConfigError
 from mixdvae.inference.dvae_prior import DVAEPriorOptions, DVAESourcePrior
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
@@ -150,12 +151,14 @@ def test_fused_batched_decoder_equals_the_module(overrides):
     torch.testing.assert_close(have.var, want.var, rtol=1e-9, atol=1e-12)
 
 
-def test_kalman_noise_m_step_recovers_the_acceleration_variance(monkeypatch):
+@pytest.mark.parametrize("lag", [1, 5])
+def test_kalman_noise_m_step_recovers_the_acceleration_variance(monkeypatch, lag):
     """Boxes moving with white accelerations of std 0.05 x size, observed almost exactly, and a prior
     that predicts exact constant velocity with (almost) no variance of its own: the M-step of
     kalman_learn_noise converges to the step variance the acceleration floor (0.02 x size) leaves
     unexplained, about (0.05^2 - 0.02^2) x size^2. (The shipped DVAE is not used for the
-    prediction: on such jerky motion its own variance would explain the accelerations.)"""
+    prediction: on such jerky motion its own variance would explain the accelerations.) Over
+    increments of 5 frames (kalman_noise_lag) white accelerations give the same estimate."""
     model = load_weights(shipped_weights("motion_srnn"))
     g = torch.Generator().manual_seed(3)
     size = torch.tensor([0.05, 0.15, 0.05, 0.15])
@@ -167,7 +170,7 @@ def test_kalman_noise_m_step_recovers_the_acceleration_variance(monkeypatch):
     prec = torch.full_like(s, 1e9)
     info = prec * s
     opts = DVAEPriorOptions(posterior="kalman", predictive=True, extra_std=0.02, kalman_acc_std=0.02,
-                            kalman_learn_noise=True)
+                            kalman_learn_noise=True, kalman_noise_lag=lag)
     prior = DVAESourcePrior(model.double(), opts, s[:, 0])
     monkeypatch.setattr(prior.fused, "decode", lambda h, z, base: Gauss(base, torch.full_like(base, 1e-14)))
     q = Gauss(s, torch.full_like(s, 1e-12))
@@ -175,3 +178,44 @@ def test_kalman_noise_m_step_recovers_the_acceleration_variance(monkeypatch):
         q, _ = prior.e_step(prec, info, q)
     ratio = prior._step_extra[1].mean(0) / ((0.05 ** 2 - 0.02 ** 2) * size.double() ** 2)
     assert ((ratio > 0.8) & (ratio < 1.3)).all(), ratio
+
+
+def test_lagged_noise_m_step_reads_less_motion_into_persistent_detection_errors(monkeypatch):
+    """Boxes at constant velocity, detected with AR(1) errors (lag-one correlation 0.8, std 0.1 x
+    size, like MOT15's detected edges) and an observation variance that the Phi M-step, fitting
+    tracks that follow the slow errors, puts at a third of the true std: the one-frame M-step
+    reads the errors as acceleration; over 5-frame increments the estimate is less than half."""
+    model = load_weights(shipped_weights("motion_srnn"))
+    g = torch.Generator().manual_seed(4)
+    size = torch.tensor([0.05, 0.15, 0.05, 0.15], dtype=torch.float64)
+    B, T = 16, 120
+    start = torch.rand(B, 1, 1, 2, generator=g, dtype=torch.float64) * 0.5 + 0.2
+    vel = 0.01 * size[:2] * torch.randn(B, 1, 1, 2, generator=g, dtype=torch.float64)
+    corner = start + vel * torch.arange(T, dtype=torch.float64)[None, :, None, None]
+    s = torch.cat([corner, corner + size[:2]], dim=-1)  # (B, T, 1, D)
+    rho, std = 0.8, 0.1 * size
+    e = torch.zeros_like(s)
+    e[:, 0] = std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
+    for t in range(1, T):
+        e[:, t] = rho * e[:, t - 1] + (1 - rho ** 2) ** 0.5 * std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
+    o = s + e
+    prec = (1.0 / (std / 3) ** 2).expand_as(o).clone()
+    info = prec * o
+    learned = {}
+    for lag in (1, 5):
+        opts = DVAEPriorOptions(posterior="kalman", predictive=True, extra_std=0.02, kalman_acc_std=0.02,
+                                kalman_learn_noise=True, kalman_noise_lag=lag)
+        prior = DVAESourcePrior(model.double(), opts, o[:, 0])
+        monkeypatch.setattr(prior.fused, "decode", lambda h, z, base: Gauss(base, torch.full_like(base, 1e-14)))
+        q = Gauss(o, (std ** 2).expand_as(o).clone())
+        for _ in range(20):
+            q, _ = prior.e_step(prec, info, q)
+        learned[lag] = prior._step_extra[1].mean(0) / size ** 2
+    assert (learned[1] > 1e-5).all(), learned  # the one-frame M-step does read motion into the errors
+    assert (learned[5] < 0.5 * learned[1]).all(), learned
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_kalman_noise_lag_must_be_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match="kalman_noise_lag"):
+        DVAEPriorOptions(posterior="kalman", kalman_learn_noise=True, kalman_noise_lag=bad)

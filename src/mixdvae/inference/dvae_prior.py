@@ -68,6 +68,12 @@ class DVAEPriorOptions:
             and coordinate (extra_std sets its first value): with u_t = v_t - v_{t-1} - a_t,
             r = max(floor, mean_t E_q[u_t^2] - q_vv - sigma2_t), E_q[u_t^2] from the smoothed
             velocities and their lag-one covariance (:attr:`SmootherResult.lag_cov_v`).
+        kalman_noise_lag: L frames per velocity increment in that M-step (1: the exact M-step
+            above). With L > 1, r = max(floor, mean_t E_q[U_t^2] / L - q_vv - mean sigma2) with
+            U_t = v_t - v_{t-L} - sum_{j=t-L+1..t} a_j: a white acceleration (and a velocity jump)
+            gives the same r for any L, while velocity wiggle from persistent detection errors,
+            which does not accumulate, is divided by about L (an Allan-variance-style estimate).
+            Cov(v_t, v_{t-L}) is approximated by chaining the lag-one correlations.
     """
 
     sample_z: bool = False
@@ -83,6 +89,7 @@ class DVAEPriorOptions:
     kalman_init_std: float = 0.5
     kalman_vel_std: float = 0.2
     kalman_learn_noise: bool = False
+    kalman_noise_lag: int = 1
 
     def __post_init__(self) -> None:
         if self.posterior not in ("filter", "kalman"):
@@ -94,6 +101,8 @@ class DVAEPriorOptions:
                 raise ConfigError(f"DVAEPriorOptions.{name} = {getattr(self, name)}: must be > 0")
         if not self.extra_std >= 0:
             raise ConfigError(f"DVAEPriorOptions.extra_std = {self.extra_std}: must be >= 0")
+        if not (isinstance(self.kalman_noise_lag, int) and self.kalman_noise_lag >= 1):
+            raise ConfigError(f"DVAEPriorOptions.kalman_noise_lag = {self.kalman_noise_lag!r}: must be an integer >= 1")
         if self.ez_steps < 0:
             raise ConfigError(f"DVAEPriorOptions.ez_steps = {self.ez_steps}: must be >= 0")
         if not self.ez_lr > 0:
@@ -302,10 +311,14 @@ class DVAESourcePrior:
         step_extra = None
         if opts.kalman_learn_noise and T > 1:
             # M-step: E_q[u_t^2], u_t = v_t - v_{t-1} - a_t, minus the parts of its variance not learned
-            du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - offset[..., 1:]
-            u2 = du ** 2 + res.var_v[..., 1:] + res.var_v[..., :-1] - 2 * res.lag_cov_v[..., 1:]
             dvae_var = pred.var.clamp_min(opts.min_var).transpose(1, 2)[..., 1:]
-            step_extra = (u2 - q_floor[..., None] - dvae_var).mean(-1).clamp_min(0.0)
+            L = min(opts.kalman_noise_lag, T - 1)
+            if L == 1:
+                du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - offset[..., 1:]
+                u2 = du ** 2 + res.var_v[..., 1:] + res.var_v[..., :-1] - 2 * res.lag_cov_v[..., 1:]
+                step_extra = (u2 - q_floor[..., None] - dvae_var).mean(-1).clamp_min(0.0)
+            else:
+                step_extra = _lagged_step_variance(res, offset, dvae_var, q_floor, L)
             step_extra = torch.maximum(step_extra, (1e-3 * size) ** 2).clamp_max(size ** 2)  # (BN, D)
         # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
         observed = lam > 0
@@ -316,3 +329,28 @@ class DVAESourcePrior:
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
         unflat = lambda x: x.transpose(1, 2).reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731  (BN, D, T) -> (B, T, N, D)
         return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1), step_extra
+
+
+def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor, lag: int) -> Tensor:
+    """The step-variance M-step over increments of ``lag`` frames (``kalman_noise_lag``):
+
+        r = max(0, mean_t E_q[U_t^2] / L - q_vv - mean_t sigma2_t),
+        U_t = v_t - v_{t-L} - sum_{j=t-L+1..t} a_j,
+        E_q[U_t^2] = E[U_t]^2 + Var(v_t) + Var(v_{t-L}) - 2 Cov(v_t, v_{t-L}),
+
+    with Cov(v_t, v_{t-L}) ~ sqrt(Var(v_t) Var(v_{t-L})) prod_k rho_k, rho_k the lag-one
+    correlation of the smoothed velocities (exact for L = 1).
+
+    Shape: res fields (M, D, T), offset (M, D, T) (index 0 unused), dvae_var (M, D, T-1),
+           q_floor (M, D) -> (M, D)
+    """
+    zero = torch.zeros_like(offset[..., :1])
+    cum_a = torch.cat([zero, offset[..., 1:].cumsum(-1)], dim=-1)  # A_t = sum_{j<=t} a_j, (M, D, T)
+    mean_u = (res.mean_v[..., lag:] - res.mean_v[..., :-lag]) - (cum_a[..., lag:] - cum_a[..., :-lag])
+    var_v = res.var_v.clamp_min(1e-30)
+    rho = (res.lag_cov_v[..., 1:] / torch.sqrt(var_v[..., 1:] * var_v[..., :-1])).clamp(1e-12, 1.0)  # (M, D, T-1)
+    cum_log_rho = torch.cat([zero, torch.log(rho).cumsum(-1)], dim=-1)  # (M, D, T)
+    chain = torch.exp(cum_log_rho[..., lag:] - cum_log_rho[..., :-lag])
+    cov = torch.sqrt(var_v[..., lag:] * var_v[..., :-lag]) * chain
+    u2 = mean_u ** 2 + res.var_v[..., lag:] + res.var_v[..., :-lag] - 2 * cov
+    return (u2.mean(-1) / lag - q_floor - dvae_var.mean(-1)).clamp_min(0.0)
