@@ -170,3 +170,26 @@ def test_errors():
         KalmanTrackerConfig(cost="l2")
     with pytest.raises(ConfigError, match=r"KalmanTrackerConfig.min_iou = 0.0: must be in \(0, 1\]"):
         KalmanTrackerConfig(min_iou=0.0)
+
+
+@pytest.mark.parametrize("N,K", [(3, 3), (3, 5), (4, 2), (1, 4), (3, 1), (7, 7)])
+def test_batched_matchings_equal_scipy_per_window(N, K):
+    """min_cost_matchings (enumerated for all windows at once; scipy per window for 7 x 7) gives
+    linear_sum_assignment's matching on the cost with gated pairs at _FORBIDDEN: the same number of
+    gated pairs and the same total admissible cost, in every window."""
+    from mixdvae.baselines.kalman import _FORBIDDEN, min_cost_matchings
+
+    rng = np.random.default_rng(N * 10 + K)
+    cost = rng.random((200, N, K)) * 10
+    ok = rng.random((200, N, K)) < 0.6
+    w, n, k = min_cost_matchings(cost, ok)
+    assert len(w) == 200 * min(N, K)
+    for win in range(200):
+        sel = w == win
+        rows, cols = n[sel], k[sel]
+        assert len(set(rows)) == len(rows) == min(N, K) and len(set(cols)) == len(cols)
+        r0, c0 = linear_sum_assignment(np.where(ok[win], cost[win], _FORBIDDEN))
+        assert (~ok[win, rows, cols]).sum() == (~ok[win, r0, c0]).sum()
+        ours = np.where(ok[win, rows, cols], cost[win, rows, cols], 0).sum()
+        theirs = np.where(ok[win, r0, c0], cost[win, r0, c0], 0).sum()
+        assert ours == pytest.approx(theirs, abs=1e-9)

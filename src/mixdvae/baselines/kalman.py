@@ -12,7 +12,9 @@ height for y1, y2): sqrt(R) = ``obs_std`` · size, sqrt(q) = ``accel_std`` · si
 initial state N([o, 0], diag(R, (``init_velocity_std`` · size)^2)). Per frame:
 
 1. predict every started track;
-2. assign the frame's valid detections to started tracks with ``scipy.optimize.linear_sum_assignment``
+2. assign the frame's valid detections to started tracks by a minimum-cost matching (every
+   window at once by enumerating the matchings where there are at most ``_MAX_MATCHINGS`` of them,
+   e.g. 6 for 3 tracks and 3 detections; else ``scipy.optimize.linear_sum_assignment`` per window)
    on a cost (``mahalanobis``: the negative log-likelihood sum_d (o_d - m_d)^2 / S_d + log S_d with
    S = P_pp + R the innovation variance, gated by sum_d (o_d - m_d)^2 / S_d <= ``gate``;
    ``iou``: 1 - IoU(predicted box, detection), gated by IoU >= ``min_iou``). A gated pair is never
@@ -42,11 +44,48 @@ from mixdvae.config import check_positive
 from mixdvae.data.boxes import box_iou
 from mixdvae.errors import ConfigError
 
-__all__ = ["KalmanTrackerConfig", "KalmanResult", "kalman_track"]
+__all__ = ["KalmanTrackerConfig", "KalmanResult", "kalman_track", "min_cost_matchings"]
 
 logger = logging.getLogger(__name__)
 
 _FORBIDDEN = 1e12  # cost of a gated pair, far above any admissible cost
+_MAX_MATCHINGS = 720  # enumerate matchings of all windows at once up to this many (6! = 720)
+
+
+def min_cost_matchings(cost: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window, the matching of min(N, K) (track, detection) pairs that uses the fewest gated
+    pairs and, among those, has the least total cost: what ``linear_sum_assignment`` returns on
+    ``where(ok, cost, _FORBIDDEN)``, computed for all windows at once by enumerating the
+    P = max(N, K)! / |N - K|! matchings when P <= ``_MAX_MATCHINGS`` (one scipy call per window
+    otherwise). Gated pairs are kept in the output; the caller drops them.
+
+    Shape: cost, ok (W, N, K) -> window, track, detection indices (M,) each
+    """
+    from itertools import permutations
+
+    W, N, K = cost.shape
+    if W == 0 or N == 0 or K == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    size = min(N, K)
+    P = int(np.prod(np.arange(max(N, K) - size + 1, max(N, K) + 1)))
+    if P > _MAX_MATCHINGS:
+        forced = np.where(ok, cost, _FORBIDDEN)
+        rows_cols = [linear_sum_assignment(forced[w]) for w in range(W)]
+        window = np.concatenate([np.full(len(r), w, dtype=np.int64) for w, (r, _) in enumerate(rows_cols)])
+        return window, np.concatenate([r for r, _ in rows_cols]), np.concatenate([c for _, c in rows_cols])
+    if N <= K:  # each option gives a distinct detection to every track
+        tracks = np.broadcast_to(np.arange(N), (P, N))
+        dets = np.array(list(permutations(range(K), N)), dtype=np.int64)
+    else:  # each option gives a distinct track to every detection
+        dets = np.broadcast_to(np.arange(K), (P, K))
+        tracks = np.array(list(permutations(range(N), K)), dtype=np.int64)
+    gated = (~ok[:, tracks, dets]).sum(-1)  # (W, P)
+    total = np.where(ok[:, tracks, dets], cost[:, tracks, dets], 0.0).sum(-1)  # (W, P)
+    total = np.where(gated == gated.min(axis=1, keepdims=True), total, np.inf)
+    best = np.argmin(total, axis=1)  # (W,)
+    window = np.repeat(np.arange(W), size)
+    return window, tracks[best].reshape(-1), dets[best].reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -204,11 +243,9 @@ def kalman_track(det: np.ndarray | Tensor, num_sources: int, config: KalmanTrack
         # 2. assign detections to started tracks, one Hungarian problem per window
         cost, ok = _pair_cost(cfg, p, pp, r, obs)
         ok &= started[:, :, None] & valid[:, None, :]
-        cost = np.where(ok, cost, _FORBIDDEN)
-        pairs = [(w, *linear_sum_assignment(cost[w])) for w in np.flatnonzero(ok.any(axis=(1, 2)))]
-        pw = np.concatenate([np.full(len(rows), w) for w, rows, _ in pairs] + [np.zeros(0, int)])
-        pn = np.concatenate([rows for _, rows, _ in pairs] + [np.zeros(0, int)])
-        pk = np.concatenate([cols for _, _, cols in pairs] + [np.zeros(0, int)])
+        active = np.flatnonzero(ok.any(axis=(1, 2)))
+        pw, pn, pk = min_cost_matchings(cost[active], ok[active])
+        pw = active[pw]
         keep = ok[pw, pn, pk]  # drop gated pairs the solver had to use
         pw, pn, pk = pw[keep], pn[keep], pk[keep]
         assign[pw, t, pk, pn] = 1.0
