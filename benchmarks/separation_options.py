@@ -63,6 +63,8 @@ def options(length: int) -> list:
         option("frequency prior, blocks of 25, a=0.1, T=0.3, 10 it", base, vem=dict(prior_block=25)),
         option("frequency prior, blocks of 50, a=0.1, T=0.3, 10 it (default)", base),
         option("frequency prior, blocks of 50, a=0.1, T=0.3, 20 it", base, vem=dict(iterations=20)),
+        *(option(f"default, at most 30 it, stop a chunk when its ELBO per bin moves < {tol}", base,
+                 vem=dict(iterations=30, tol=tol)) for tol in (0.005, 0.01, 0.02)),
     ]
 
 
