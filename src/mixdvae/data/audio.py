@@ -317,6 +317,12 @@ def _clip_power_sequences(
     return power[keep].to(torch.float32).cpu().numpy()
 
 
+def _check_speed(factor: float) -> None:
+    """Raises ConfigError unless ``factor`` is a finite speed factor in [0.5, 2]."""
+    if not (math.isfinite(factor) and 0.5 <= factor <= 2.0):
+        raise ConfigError(f"speed factor {factor}: must be a finite number in [0.5, 2]")
+
+
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     """Speed perturbation (Ko et al., Interspeech 2015): play ``x`` ``factor`` times faster.
 
@@ -331,8 +337,7 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     Raises:
         ConfigError: ``factor`` not a finite number in [0.5, 2].
     """
-    if not (math.isfinite(factor) and 0.5 <= factor <= 2.0):
-        raise ConfigError(f"speed factor {factor}: must be a finite number in [0.5, 2]")
+    _check_speed(factor)
     if factor == 1.0:
         return x
     from fractions import Fraction
@@ -394,7 +399,7 @@ def power_sequences(
     if not speeds:
         raise ConfigError("speeds: expected at least one speed factor")
     for r in speeds:
-        speed_perturb(np.zeros(1, dtype=np.float32), r)  # validates r
+        _check_speed(r)
     if int(length_frames) != length_frames or length_frames < 2:
         raise ConfigError(f"length_frames = {length_frames}: must be an integer >= 2")
     hop_frames = int(length_frames) - 1 if hop_frames is None else hop_frames

@@ -170,7 +170,6 @@ def _load_file(path: Path) -> object:
         raise CheckpointError(f"{path}: cannot read as a torch checkpoint ({first_line(err)})") from err
 
 
-
 def _unpickler_detail(message: str) -> str:
     """What follows ``WeightsUnpickler error:`` in torch's long message, first sentence only (e.g.
     ``Unsupported global: GLOBAL getattr was not an allowed global by default.``), else its first line."""

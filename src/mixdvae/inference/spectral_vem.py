@@ -30,6 +30,7 @@ from mixdvae.inference.spectral_steps import (
     marginal_log_likelihood_spectral,
     prior_blocks,
 )
+from mixdvae.inference.stopping import PerItemStop
 
 __all__ = ["SpectralVEMConfig", "SpectralVEMResult", "run_spectral_vem", "spectral_elbo"]
 
@@ -159,11 +160,9 @@ def run_spectral_vem(
         q = SpectralSources(masked, torch.zeros_like(masked.real))
     blocks = prior_blocks(T, config.prior_block).to(power.device)  # (T,)
     history: list[Tensor] = []
-    # Per-chunk stop (as in inference.vem.run_vem): a chunk keeps its state from the iteration
-    # where its own ELBO per bin settled, so its result does not depend on the batch.
-    stopped = torch.zeros(B, dtype=torch.bool, device=power.device)
-    stop_iter = torch.full((B,), config.iterations - 1, dtype=torch.long, device=power.device)
-    kept: list[Tensor] | None = None
+    # Each chunk stops on its own ELBO per bin (inference.stopping), so its result does not depend
+    # on the batch.
+    stop = PerItemStop(B, config.iterations, config.tol, config.min_iterations, T * F, power.device)
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     for it in bar:
         noise_var = ratio[:, None, None] * (power + eps[:, None, None])
@@ -188,22 +187,8 @@ def run_spectral_vem(
         history.append(elbo)
         if progress:
             bar.set_postfix(elbo=f"{elbo.mean().item() / (T * F):.3f}")
-        if config.tol is not None and it + 1 >= config.min_iterations and len(history) > 1:
-            converged = ~stopped & ((history[-1] - history[-2]).abs() / (T * F) < config.tol)  # (B,)
-            if converged.any():
-                state = (q.mean, q.var, eta, prior_var, ratio)
-                kept = [torch.empty_like(x) for x in state] if kept is None else kept
-                for k, x in zip(kept, state):
-                    k[converged] = x[converged]
-                stop_iter[converged] = it
-                stopped |= converged
-                if bool(stopped.all()):
-                    break
-    if kept is not None:
-        pick = lambda k, x: torch.where(stopped.view(-1, *([1] * (x.ndim - 1))), k, x)  # noqa: E731
-        mean, var, eta, prior_var, ratio = (pick(k, x) for k, x in zip(kept, (q.mean, q.var, eta, prior_var, ratio)))
-        q = SpectralSources(mean, var)
-    elbo_history = torch.stack(history)  # (I, B); after its stop a chunk repeats its last value
-    steps = torch.arange(len(history), device=power.device)[:, None]
-    elbo_history = torch.gather(elbo_history, 0, torch.minimum(steps, stop_iter[None]).expand_as(elbo_history))
-    return SpectralVEMResult(q, eta, prior_var, ratio, elbo_history, len(history))
+        if stop.update(it, history, (q.mean, q.var, eta, prior_var, ratio)):
+            break
+    mean, var, eta, prior_var, ratio = stop.select((q.mean, q.var, eta, prior_var, ratio))
+    q = SpectralSources(mean, var)
+    return SpectralVEMResult(q, eta, prior_var, ratio, stop.elbo_history(history), len(history))

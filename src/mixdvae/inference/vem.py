@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mixdvae.dvae.heads import Gauss
 from mixdvae.errors import ConfigError, NumericalError
 from mixdvae.inference.observation import ObservationModel, SourcePrior
+from mixdvae.inference.stopping import PerItemStop
 from mixdvae.inference.steps import (
     Responsibilities,
     assignment_entropy,
@@ -120,17 +121,13 @@ def run_vem(
     log_prior = torch.full((N,), log_pi, dtype=o.dtype, device=o.device)
     q_s = init
     history: list[Tensor] = []
+    # Each window stops on its own ELBO per observation (inference.stopping), so its result is the
+    # same whichever windows share its batch (batch size, chunks, ranks, device).
     n_obs = mask.sum(dim=(1, 2)).clamp_min(1).to(o.dtype)  # (B,) observations per window
-    # Per-window stop: window b keeps its state from the iteration where its own ELBO per
-    # observation changed by less than tol; the others go on. A window's result is therefore
-    # the same whichever windows share its batch (batch size, chunks, ranks, device).
-    stopped = torch.zeros(B, dtype=torch.bool, device=o.device)
-    stop_iter = torch.full((B,), config.iterations - 1, dtype=torch.long, device=o.device)
-    kept_mean, kept_var = torch.empty_like(init.mean), torch.empty_like(init.var)
+    stop = PerItemStop(B, config.iterations, config.tol, config.min_iterations, n_obs, o.device)
     bar = tqdm(range(config.iterations), desc="VEM", disable=not progress, leave=False)
     phi = obs_model.obs_var()
     ll = expected_log_likelihood(o, phi, q_s)
-    kept_ll = torch.empty_like(ll)
     for it in bar:
         resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
         prec, info = source_messages(o, mask, resp.r, phi)
@@ -146,22 +143,10 @@ def run_vem(
         history.append(elbo)
         if progress:
             bar.set_postfix(elbo=f"{elbo.mean().item():.2f}")
-        if config.tol is not None and it + 1 >= config.min_iterations and len(history) > 1:
-            converged = ~stopped & ((history[-1] - history[-2]).abs() / n_obs < config.tol)  # (B,)
-            if converged.any():
-                kept_mean[converged], kept_var[converged] = q_s.mean[converged], q_s.var[converged]
-                kept_ll[converged] = ll[converged]
-                stop_iter[converged] = it
-                stopped |= converged
-                if bool(stopped.all()):
-                    break
-    if bool(stopped.any()):
-        keep = stopped[:, None, None, None]
-        q_s = Gauss(torch.where(keep, kept_mean, q_s.mean), torch.where(keep, kept_var, q_s.var))
-        ll = torch.where(stopped[:, None, None, None], kept_ll, ll)
-    elbo_history = torch.stack(history)  # (I, B); after its stop a window repeats its last value
-    steps = torch.arange(len(history), device=o.device)[:, None]
-    elbo_history = torch.gather(elbo_history, 0, torch.minimum(steps, stop_iter[None]).expand_as(elbo_history))
+        if stop.update(it, history, (q_s.mean, q_s.var, ll)):
+            break
+    mean, var, ll = stop.select((q_s.mean, q_s.var, ll))
+    q_s = Gauss(mean, var)
     # Final E-W so that the responsibilities match the returned sources.
     resp = e_step_w(ll, mask, log_prior, log_pi0, config.clutter_log_density, config.temperature)
-    return VEMResult(q_s, resp, obs_model, elbo_history, len(history))
+    return VEMResult(q_s, resp, obs_model, stop.elbo_history(history), len(history))
