@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mixdvae.errors import NumericalError
-from mixdvae.inference.lgssm import cv_smoother
+from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother
 
 A = np.array([[1.0, 1.0], [0.0, 1.0]])
 
@@ -225,3 +225,82 @@ def test_offsets_and_step_noise_match_the_dense_posterior():
     np.testing.assert_allclose(res.var_p.numpy(), np.diag(cov)[0::2], rtol=1e-7, atol=1e-12)
     lag = [0.0] + [cov[2 * t + 1, 2 * t - 1] for t in range(1, T)]  # Cov(v_t, v_{t-1})
     np.testing.assert_allclose(res.lag_cov_v.numpy(), lag, rtol=1e-7, atol=1e-12)
+
+
+def _dense_bias_posterior(lam, info, q, mu0, var0_p, var0_v, bias_var, rho, offset, q_step):
+    """The joint Gaussian over x_{1:T} = [p, v, b]_{1:T} of cv_bias_smoother's model, conditioned
+    directly: (3T x 3T) prior covariance, precision + H^T diag(lam) H, and the marginal likelihood
+    of the observed frames. One series, float64."""
+    T = lam.shape[0]
+    A = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, rho]], dtype=torch.float64)
+    S = 3 * T
+    mu = torch.zeros(S, dtype=torch.float64)
+    C = torch.zeros(S, S, dtype=torch.float64)
+    mu[0:3] = torch.tensor([mu0, 0.0, 0.0])
+    C[0:3, 0:3] = torch.diag(torch.tensor([var0_p, var0_v, bias_var], dtype=torch.float64))
+    for t in range(1, T):
+        r = float(q_step[t])
+        Q = torch.tensor([[q / 3 + r, q / 2 + r, 0], [q / 2 + r, q + r, 0], [0, 0, (1 - rho ** 2) * bias_var]],
+                         dtype=torch.float64)
+        mu[3 * t:3 * t + 3] = A @ mu[3 * t - 3:3 * t] + torch.tensor([offset[t], offset[t], 0.0], dtype=torch.float64)
+        for s in range(t):
+            C[3 * t:3 * t + 3, 3 * s:3 * s + 3] = A @ C[3 * t - 3:3 * t, 3 * s:3 * s + 3]
+            C[3 * s:3 * s + 3, 3 * t:3 * t + 3] = C[3 * t:3 * t + 3, 3 * s:3 * s + 3].T
+        C[3 * t:3 * t + 3, 3 * t:3 * t + 3] = A @ C[3 * t - 3:3 * t, 3 * t - 3:3 * t] @ A.T + Q
+    H = torch.zeros(T, S, dtype=torch.float64)
+    for t in range(T):
+        H[t, 3 * t] = H[t, 3 * t + 2] = 1.0
+    post = torch.linalg.inv(torch.linalg.inv(C) + H.T @ torch.diag(lam) @ H)
+    mean = post @ (torch.linalg.solve(C, mu) + H.T @ info)
+    obs = lam > 0
+    y = info[obs] / lam[obs]
+    Hy = H[obs]
+    cov_y = Hy @ C @ Hy.T + torch.diag(1.0 / lam[obs])
+    d = y - Hy @ mu
+    log_norm = -0.5 * d @ torch.linalg.solve(cov_y, d) - 0.5 * torch.logdet(cov_y) + 0.5 * torch.log(1.0 / lam[obs]).sum()
+    return mean, post, log_norm
+
+
+def test_bias_smoother_matches_the_dense_posterior():
+    """cv_bias_smoother (state [p, v, b], observations of p + b) against direct conditioning of
+    the joint Gaussian: means, variances, lag-one covariances of v and b, the variance of y = p + b
+    and the centred log normaliser, with a frame of no information, DVAE offsets and step noise."""
+    g = torch.Generator().manual_seed(5)
+    T, M = 8, 4
+    lam = torch.rand(M, T, generator=g, dtype=torch.float64) * 4 + 0.5
+    lam[:, 3] = 0.0
+    info = torch.randn(M, T, generator=g, dtype=torch.float64) * lam
+    q = torch.rand(M, generator=g, dtype=torch.float64) * 0.1 + 0.01
+    offset = torch.randn(M, T, generator=g, dtype=torch.float64) * 0.1
+    q_step = torch.rand(M, T, generator=g, dtype=torch.float64) * 0.1
+    rho, bias_var = 0.6, torch.full((M,), 0.7, dtype=torch.float64)
+    res = cv_bias_smoother(lam, info, q, 0.3, 1.0, 0.5, bias_var, rho, offset=offset, q_step=q_step)
+    for i in range(M):
+        mean, post, log_norm = _dense_bias_posterior(lam[i], info[i], float(q[i]), 0.3, 1.0, 0.5, 0.7, rho,
+                                                     offset[i], q_step[i])
+        var = torch.diagonal(post)
+        close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)  # noqa: E731
+        close(res.mean_p[i], mean[0::3])
+        close(res.mean_v[i], mean[1::3])
+        close(res.mean_b[i], mean[2::3])
+        close(res.mean_y[i], mean[0::3] + mean[2::3])
+        close(res.var_p[i], var[0::3])
+        close(res.var_b[i], var[2::3])
+        idx = torch.arange(T)
+        close(res.var_y[i], var[0::3] + var[2::3] + 2 * post[3 * idx, 3 * idx + 2])
+        close(res.lag_cov_v[i, 1:], post[3 * idx[1:] + 1, 3 * idx[:-1] + 1])
+        close(res.lag_cov_b[i, 1:], post[3 * idx[1:] + 2, 3 * idx[:-1] + 2])
+        close(res.log_norm_centred[i], log_norm)
+
+
+def test_bias_smoother_without_bias_is_the_plain_smoother():
+    """With a vanishing bias variance the model is cv_smoother's, in every output they share."""
+    g = torch.Generator().manual_seed(6)
+    lam = torch.rand(3, 2, 9, generator=g, dtype=torch.float64) * 3
+    info = torch.randn(3, 2, 9, generator=g, dtype=torch.float64) * lam
+    plain = cv_smoother(lam, info, 0.02, 0.1, 1.0, 0.3)
+    biased = cv_bias_smoother(lam, info, torch.tensor(0.02), torch.tensor(0.1), torch.tensor(1.0), torch.tensor(0.3),
+                              torch.tensor(1e-14), 0.5)
+    for name in ("mean_p", "var_p", "mean_v", "var_v", "lag_cov_v", "log_norm_centred"):
+        torch.testing.assert_close(getattr(biased, name), getattr(plain, name), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(biased.mean_y, plain.mean_p, rtol=1e-6, atol=1e-8)

@@ -25,7 +25,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_smoother
+from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -74,6 +74,16 @@ class DVAEPriorOptions:
             gives the same r for any L, while velocity wiggle from persistent detection errors,
             which does not accumulate, is divided by about L (an Allan-variance-style estimate).
             Cov(v_t, v_{t-L}) is approximated by chaining the lag-one correlations.
+        kalman_bias_rho: with ``kalman``, > 0 adds to each source and coordinate a detection
+            bias b_t, an AR(1) process of lag-one correlation rho, so that a detection is
+            y_t = s_t + b_t + white noise (:func:`mixdvae.inference.lgssm.cv_bias_smoother`):
+            the persistent part of the detection error (MOT15's boxes stay too wide or too
+            narrow for several frames) is no longer explained as motion. q(s) given to the loop
+            is that of y_t (what E-W, the M-step on Phi and the ELBO score); the DVAE is
+            linearised along the smoothed s_t. 0: no bias (the model above).
+        kalman_bias_std: first value of the bias's stationary std, relative to the box size; it
+            is re-estimated per window, source and coordinate by an M-step:
+            sigma_b^2 = (E b_1^2 + sum_{t>1} E[(b_t - rho b_{t-1})^2] / (1 - rho^2)) / T.
     """
 
     sample_z: bool = False
@@ -90,6 +100,8 @@ class DVAEPriorOptions:
     kalman_vel_std: float = 0.2
     kalman_learn_noise: bool = False
     kalman_noise_lag: int = 1
+    kalman_bias_rho: float = 0.0
+    kalman_bias_std: float = 0.02
 
     def __post_init__(self) -> None:
         if self.posterior not in ("filter", "kalman"):
@@ -103,6 +115,12 @@ class DVAEPriorOptions:
             raise ConfigError(f"DVAEPriorOptions.extra_std = {self.extra_std}: must be >= 0")
         if not (isinstance(self.kalman_noise_lag, int) and self.kalman_noise_lag >= 1):
             raise ConfigError(f"DVAEPriorOptions.kalman_noise_lag = {self.kalman_noise_lag!r}: must be an integer >= 1")
+        if not 0.0 <= self.kalman_bias_rho < 1.0:
+            raise ConfigError(f"DVAEPriorOptions.kalman_bias_rho = {self.kalman_bias_rho}: must be in [0, 1)")
+        if not self.kalman_bias_std > 0:
+            raise ConfigError(f"DVAEPriorOptions.kalman_bias_std = {self.kalman_bias_std}: must be > 0")
+        if self.kalman_bias_rho > 0 and self.posterior != "kalman":
+            raise ConfigError("DVAEPriorOptions.kalman_bias_rho needs posterior = 'kalman'")
         if self.ez_steps < 0:
             raise ConfigError(f"DVAEPriorOptions.ez_steps = {self.ez_steps}: must be >= 0")
         if not self.ez_lr > 0:
@@ -138,6 +156,8 @@ class DVAESourcePrior:
         self._filter_h: tuple[Tensor, Tensor] | None = None
         # kalman_learn_noise: the step variance re-estimated by the last E-S, keyed like _filter_h
         self._step_extra: tuple[Tensor, Tensor] | None = None
+        # kalman_bias_rho: (returned q(y) mean, smoothed s means (BN, T, D), learned bias variance (BN, D))
+        self._bias: tuple[Tensor, Tensor, Tensor] | None = None
 
     def with_anchor(self, anchor: Tensor) -> "DVAESourcePrior":
         return DVAESourcePrior(self.model, self.options, anchor, self.fused or False)
@@ -245,7 +265,13 @@ class DVAESourcePrior:
             learned = self._step_extra
             if opts.kalman_learn_noise and learned is not None and learned[0] is q_prev.mean:
                 extra_var = learned[1]
-            q, elbo, step_extra = self._e_step_kalman(xbar, sbar, prec, info, anchor, extra_var, generator, (B, N, T, D))
+            bias_var = None
+            if opts.kalman_bias_rho > 0:
+                cached = self._bias
+                if cached is not None and cached[0] is q_prev.mean:
+                    xbar, bias_var = cached[1], cached[2]
+            q, elbo, step_extra = self._e_step_kalman(xbar, sbar, prec, info, anchor, extra_var, generator,
+                                                      (B, N, T, D), bias_var)
             self._step_extra = (q.mean, step_extra) if opts.kalman_learn_noise else None
             return q, elbo
         with torch.enable_grad():
@@ -273,11 +299,15 @@ class DVAESourcePrior:
         self._filter_h = (q.mean, hs) if reusable else None
         return q, elbo.reshape(B, N).sum(1)
 
-    def _e_step_kalman(self, xbar, sbar, prec, info, anchor, extra_var, generator, shape) -> tuple[Gauss, Tensor, Tensor | None]:
+    def _e_step_kalman(self, xbar, sbar, prec, info, anchor, extra_var, generator, shape,
+                       bias_var=None) -> tuple[Gauss, Tensor, Tensor | None]:
         """E-S with the DVAE linearised along the previous means (``posterior = "kalman"``), and the
-        re-estimated step variance with ``kalman_learn_noise`` (else None).
+        re-estimated step variance with ``kalman_learn_noise`` (else None). With ``kalman_bias_rho``
+        the bias's variance ``bias_var`` (None: its first value) is re-estimated too (kept in
+        ``self._bias``).
 
-        Shape: xbar, sbar, prec, info (BN, T, D), anchor (BN, D) or None -> Gauss (B, T, N, D), (B,), (BN, D)
+        Shape: xbar, sbar, prec, info (BN, T, D), anchor (BN, D) or None, bias_var (BN, D) or None
+            -> Gauss (B, T, N, D), (B,), (BN, D)
         """
         B, N, T, D = shape
         model, opts = self.model, self.options
@@ -305,9 +335,17 @@ class DVAESourcePrior:
         q_floor = (opts.kalman_acc_std * size) ** 2  # (BN, D)
         step_var = torch.minimum(step_var, 1e3 * q_floor[..., None])
         lam, inf = prec.transpose(1, 2), info.transpose(1, 2)  # (BN, D, T)
-        res = cv_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2,
-                          (opts.kalman_vel_std * size) ** 2, offset=offset, q_step=step_var)
-        m, v = res.mean_p, res.var_p
+        rho_b = opts.kalman_bias_rho
+        if rho_b > 0:
+            if bias_var is None:
+                bias_var = (opts.kalman_bias_std * size) ** 2
+            res = cv_bias_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2,
+                                   (opts.kalman_vel_std * size) ** 2, bias_var, rho_b, offset=offset, q_step=step_var)
+            m, v = res.mean_y, res.var_y
+        else:
+            res = cv_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2,
+                              (opts.kalman_vel_std * size) ** 2, offset=offset, q_step=step_var)
+            m, v = res.mean_p, res.var_p
         step_extra = None
         if opts.kalman_learn_noise and T > 1:
             # M-step: E_q[u_t^2], u_t = v_t - v_{t-1} - a_t, minus the parts of its variance not learned
@@ -328,7 +366,30 @@ class DVAESourcePrior:
         if qz is not None and pz is not None:
             elbo = elbo - kl_diag_gauss(qz, pz).sum(1)
         unflat = lambda x: x.transpose(1, 2).reshape(B, N, T, D).permute(0, 2, 1, 3)  # noqa: E731  (BN, D, T) -> (B, T, N, D)
-        return Gauss(unflat(m), unflat(v)), elbo.reshape(B, N).sum(1), step_extra
+        q = Gauss(unflat(m), unflat(v))
+        if rho_b > 0:
+            self._bias = (q.mean, res.mean_p.transpose(1, 2), _bias_variance(res, rho_b, size))
+        return q, elbo.reshape(B, N).sum(1), step_extra
+
+
+def _bias_variance(res, rho: float, size: Tensor) -> Tensor:
+    """M-step on the stationary variance of the AR(1) detection bias (``kalman_bias_rho``):
+
+        sigma_b^2 = (E_q[b_1^2] + sum_{t>1} E_q[(b_t - rho b_{t-1})^2] / (1 - rho^2)) / T,
+        E_q[(b_t - rho b_{t-1})^2] = E b_t^2 - 2 rho E[b_t b_{t-1}] + rho^2 E b_{t-1}^2,
+
+    clamped to [(1e-3 size)^2, size^2].
+
+    Shape: res fields (M, D, T), size (M, D) -> (M, D)
+    """
+    b2 = res.mean_b ** 2 + res.var_b
+    T = b2.shape[-1]
+    total = b2[..., 0]
+    if T > 1:
+        cross = res.lag_cov_b[..., 1:] + res.mean_b[..., 1:] * res.mean_b[..., :-1]
+        innov = b2[..., 1:] - 2 * rho * cross + rho * rho * b2[..., :-1]
+        total = total + innov.sum(-1) / (1.0 - rho * rho)
+    return torch.maximum(total / T, (1e-3 * size) ** 2).minimum(size ** 2)
 
 
 def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor, lag: int) -> Tensor:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from mixdvae.errors import NumericalError
 
-__all__ = ["SmootherResult", "cv_smoother", "cv_process_cov"]
+__all__ = ["BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov"]
 
 
 class SmootherResult(NamedTuple):
@@ -270,4 +270,146 @@ def cv_smoother(
     for name, value in result._asdict().items():
         if not bool(torch.isfinite(value).all()):
             raise NumericalError(f"cv_smoother: {name} has non-finite values (check lam >= 0, var0 > 0, q >= 0)")
+    return result
+
+
+class BiasSmootherResult(NamedTuple):
+    """Smoothed marginals of the constant-velocity model with an AR(1) detection bias
+    (:func:`cv_bias_smoother`).
+
+    Attributes:
+        mean_y, var_y: posterior of the detection-space position y_t = p_t + b_t.
+        mean_p, var_p, mean_v, var_v, lag_cov_v: as in :class:`SmootherResult` (true position p_t,
+            velocity v_t, Cov(v_t, v_{t-1}), 0 at t = 1).
+        mean_b, var_b, lag_cov_b: posterior of the bias b_t and Cov(b_t, b_{t-1}) (0 at t = 1).
+        log_norm_centred: as in :class:`SmootherResult`, with the factors on y_t.
+
+    Shape: every marginal (..., T); log_norm_centred (...).
+    """
+
+    mean_y: Tensor
+    var_y: Tensor
+    mean_p: Tensor
+    var_p: Tensor
+    mean_v: Tensor
+    var_v: Tensor
+    lag_cov_v: Tensor
+    mean_b: Tensor
+    var_b: Tensor
+    lag_cov_b: Tensor
+    log_norm_centred: Tensor
+
+
+def cv_bias_smoother(
+    lam: Tensor,
+    info: Tensor,
+    q: Tensor,
+    mu0: Tensor,
+    var0_p: Tensor,
+    var0_v: Tensor,
+    bias_var: Tensor,
+    bias_rho: float,
+    offset: Tensor | None = None,
+    q_step: Tensor | None = None,
+) -> BiasSmootherResult:
+    """Kalman filter and RTS smoother of the constant-velocity model whose observations carry a
+    persistent (AR(1)) error, one coordinate at a time; state x_t = [p_t, v_t, b_t]:
+
+        [p_t, v_t] = A [p_{t-1}, v_{t-1}] + a_t [1, 1] + w_t,   w_t ~ N(0, Q + r_t [[1, 1], [1, 1]])
+        b_1 ~ N(0, sigma_b^2),   b_t = rho b_{t-1} + e_t,   e_t ~ N(0, (1 - rho^2) sigma_b^2)
+        factors g_t(y_t) = exp(info_t y_t - lam_t y_t^2 / 2) on y_t = p_t + b_t
+
+    (Q, a_t, r_t as in :func:`cv_smoother`). b_t is the part of a detection's error that persists
+    from frame to frame (a detector's box stays too wide for a while): the white part stays in the
+    observation precision lam_t. Without b the smoother can only explain such an error as motion.
+
+    Computed in float64 with batched 3x3 algebra (gains of all frames at once by one batched
+    solve), returned in the dtype of ``lam``.
+
+    Args:
+        lam, info, q, mu0, var0_p, var0_v, offset, q_step: as in :func:`cv_smoother`.
+        bias_var: stationary variance sigma_b^2 > 0 of the bias.
+        bias_rho: its lag-one correlation, 0 <= rho < 1.
+
+    Raises:
+        NumericalError: a non-finite value in the result.
+
+    Shape: lam, info, offset, q_step (..., T); q, mu0, var0_p, var0_v, bias_var (...) ->
+        :class:`BiasSmootherResult` fields (..., T) and log_norm_centred (...).
+    """
+    out_dtype = lam.dtype
+    f64 = dict(dtype=torch.float64, device=lam.device)
+    batch, T = lam.shape[:-1], lam.shape[-1]
+    M = 1
+    for n in batch:
+        M *= n
+    rows = lambda x: torch.as_tensor(x, **f64).expand(*batch, T).reshape(M, T).T  # noqa: E731  (T, M)
+    per = lambda x: torch.as_tensor(x, **f64).expand(batch).reshape(M)  # noqa: E731  (M,)
+    lam_t, info_t = rows(lam), rows(info)
+    q, mu0, var0_p, var0_v, sb = per(q), per(mu0), per(var0_p), per(var0_v), per(bias_var)
+    a = rows(offset) if offset is not None else torch.zeros(T, M, **f64)
+    r = rows(q_step) if q_step is not None else torch.zeros(T, M, **f64)
+    A = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, float(bias_rho)]], **f64)
+    h = torch.tensor([1.0, 0.0, 1.0], **f64)
+    zero = torch.zeros(M, **f64)
+    m = torch.stack([mu0, zero, zero], -1)  # (M, 3)
+    P = torch.diag_embed(torch.stack([var0_p, var0_v, sb], -1))  # (M, 3, 3)
+    e_var = (1.0 - float(bias_rho) ** 2) * sb
+    preds_m, preds_P, filt_m, filt_P = [], [], [], []
+    c_centred = torch.zeros(M, **f64)
+    for t in range(T):
+        if t > 0:
+            m = m @ A.T
+            m = m + torch.stack([a[t], a[t], zero], -1)
+            P = A @ P @ A.T
+            qa = q + r[t]
+            Q = torch.stack([
+                torch.stack([q / 3 + r[t], q / 2 + r[t], zero], -1),
+                torch.stack([q / 2 + r[t], qa, zero], -1),
+                torch.stack([zero, zero, e_var], -1),
+            ], -2)
+            P = P + Q
+        preds_m.append(m)
+        preds_P.append(P)
+        Ph = P @ h  # (M, 3)
+        hm, hPh = m @ h, Ph @ h
+        s = 1.0 + lam_t[t] * hPh
+        resid = info_t[t] - lam_t[t] * hm
+        pos = lam_t[t] > 0
+        lam_safe = torch.where(pos, lam_t[t], torch.ones_like(hm))
+        c_centred = c_centred - 0.5 * torch.log1p(lam_t[t] * hPh) + torch.where(
+            pos, -resid * resid / (2.0 * lam_safe * s), hm * info_t[t] + 0.5 * hPh * info_t[t] ** 2)
+        m = m + Ph * (resid / s)[:, None]
+        P = P - (lam_t[t] / s)[:, None, None] * Ph[:, :, None] * Ph[:, None, :]
+        filt_m.append(m)
+        filt_P.append(P)
+    pm, pP, fm, fP = (torch.stack(x) for x in (preds_m, preds_P, filt_m, filt_P))  # (T, M, 3[, 3])
+    sm, sP = [fm[-1]], [fP[-1]]
+    lag = torch.zeros(T, M, 3, 3, **f64)
+    if T > 1:
+        # J_t = P_f,t A^T P_pred,t+1^{-1}  <=>  J_t^T = P_pred,t+1^{-1} A P_f,t (symmetric P)
+        gains = torch.linalg.solve(pP[1:], A @ fP[:-1]).transpose(-1, -2)  # (T-1, M, 3, 3)
+        for t in range(T - 2, -1, -1):
+            J = gains[t]
+            d_m = sm[-1] - pm[t + 1]
+            d_P = sP[-1] - pP[t + 1]
+            sm.append(fm[t] + (J @ d_m[..., None])[..., 0])
+            sP.append(fP[t] + J @ d_P @ J.transpose(-1, -2))
+    sm.reverse()
+    sP.reverse()
+    mean, cov = torch.stack(sm), torch.stack(sP)  # (T, M, 3[, 3])
+    if T > 1:
+        lag[1:] = cov[1:] @ gains.transpose(-1, -2)  # Cov(x_t, x_{t-1} | all) = P_s,t J_{t-1}^T
+    var_y = cov[..., 0, 0] + 2 * cov[..., 0, 2] + cov[..., 2, 2]
+    back = lambda x: x.T.reshape(*batch, T).to(out_dtype)  # noqa: E731  (T, M) -> (..., T)
+    result = BiasSmootherResult(
+        mean_y=back(mean[..., 0] + mean[..., 2]), var_y=back(var_y),
+        mean_p=back(mean[..., 0]), var_p=back(cov[..., 0, 0]),
+        mean_v=back(mean[..., 1]), var_v=back(cov[..., 1, 1]), lag_cov_v=back(lag[..., 1, 1]),
+        mean_b=back(mean[..., 2]), var_b=back(cov[..., 2, 2]), lag_cov_b=back(lag[..., 2, 2]),
+        log_norm_centred=c_centred.reshape(batch).to(out_dtype),
+    )
+    for name, value in result._asdict().items():
+        if not bool(torch.isfinite(value).all()):
+            raise NumericalError(f"cv_bias_smoother: {name} has non-finite values")
     return result
