@@ -76,9 +76,23 @@ def test_prints_one_summary_line(audio, tmp_path, capsys):
     assert load_spectra(out)[0].shape == (5, LENGTH, 513)
 
 
+def test_reverb_adds_reverberant_copies_recorded_in_meta(audio, spectra, tmp_path):
+    """--reverb 1: the dry sequences of the first file, then its reverberant ones (more, for the
+    tail), ...; the rooms are in the card's meta; bad ranges are one-line errors."""
+    out = tmp_path / "rev.npz"
+    assert _spectra(audio, out, "--gain-db", "0", "0", "--seed", "1", "--reverb", "1", "--reverb-rt60", "0.4", "0.6") == 0
+    power, meta = load_spectra(out)
+    flat = spectra["flat"][0]
+    assert meta["reverb_copies"] == 1 and meta["reverb_rt60"] == [0.4, 0.6] and meta["reverb_wet_db"] == [-9.0, 0.0]
+    assert power.shape[0] > 2 * flat.shape[0]
+    np.testing.assert_array_equal(power[:6], flat[:6])  # the first file, dry
+    assert not np.allclose(power[6:12], flat[:6])
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
+        ("reverb-range", "reverberation range 2.0 1.0: expected LOW <= HIGH"),
         ("gain-order", "--gain-db 0.0 -10.0: expected two finite numbers LOW <= HIGH"),
         ("missing", "nowhere: no such folder or manifest"),
         ("too-short", "no active segment of 400 frames"),
@@ -88,6 +102,8 @@ def test_bad_input_exits_2_with_one_line(audio, tmp_path, capsys, case, message)
     out = tmp_path / "s.npz"
     if case == "gain-order":
         code = _spectra(audio, out, "--gain-db", "0", "-10")
+    elif case == "reverb-range":
+        code = _spectra(audio, out, "--reverb", "1", "--reverb-rt60", "2", "1")
     elif case == "missing":
         code = main(["data", "spectra", "--audio", str(tmp_path / "nowhere"), "--out", str(out), "--no-progress"])
     else:

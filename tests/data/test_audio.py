@@ -24,6 +24,7 @@ from mixdvae.data.audio import (
     samples_to_frames,
     sine_window,
     speed_perturb,
+    synthetic_reverb,
     stft,
     write_audio,
 )
@@ -300,6 +301,61 @@ def test_power_sequences_cut_every_speed_of_every_file(tmp_path):
         power_sequences(files, T, speeds=(1.0, 3.0))
     with pytest.raises(ConfigError, match="at least one speed factor"):
         power_sequences(files, T, speeds=())
+
+
+@pytest.mark.parametrize("rt60", [0.3, 1.0])
+def test_synthetic_reverb_decays_by_60_db_in_rt60(rt60):
+    """The reverberation of an impulse (y - x) has a Schroeder energy decay curve that falls from
+    -5 to -35 dB at 60 dB per rt60 seconds (T30, ISO 3382), at the requested level."""
+    x = np.zeros(4000, dtype=np.float32)
+    x[0] = 1.0
+    y = synthetic_reverb(x, rt60, -6.0, np.random.default_rng(0))
+    assert y.shape == (4000 + round(rt60 * SAMPLE_RATE) // 2,) and y.dtype == np.float32
+    assert y[0] == 1.0  # the dry path, untouched (the wet path starts after a 2 ms pre-delay)
+    # the whole room response, long enough to integrate the decay
+    long = np.zeros(round(2 * rt60 * SAMPLE_RATE), dtype=np.float32)
+    long[0] = 1.0
+    wet = synthetic_reverb(long, rt60, -6.0, np.random.default_rng(0)).astype(np.float64)
+    wet[0] -= 1.0
+    assert 10 * np.log10((wet ** 2).sum()) == pytest.approx(-6.0, abs=0.01)
+    edc = 10 * np.log10(np.cumsum((wet ** 2)[::-1])[::-1] / (wet ** 2).sum())
+    t5, t35 = np.argmax(edc < -5.0), np.argmax(edc < -35.0)
+    measured = 2.0 * (t35 - t5) / SAMPLE_RATE  # 30 dB of decay, extrapolated to 60
+    assert measured == pytest.approx(rt60, rel=0.1)
+
+
+def test_synthetic_reverb_is_seeded_and_checks_its_arguments():
+    x = tone(0.2, freq=440.0).astype(np.float32)
+    a = synthetic_reverb(x, 0.5, -3.0, np.random.default_rng(4))
+    np.testing.assert_array_equal(a, synthetic_reverb(x, 0.5, -3.0, np.random.default_rng(4)))
+    assert not np.array_equal(a, synthetic_reverb(x, 0.5, -3.0, np.random.default_rng(5)))
+    for rt60, wet in ((0.0, 0.0), (9.0, 0.0), (float("nan"), 0.0), (0.5, 30.0), (0.5, float("inf"))):
+        with pytest.raises(ConfigError, match="reverberation"):
+            synthetic_reverb(x, rt60, wet, np.random.default_rng(0))
+
+
+def test_power_sequences_add_reverberant_copies_after_the_dry_cut(tmp_path):
+    """reverb_copies = 2: each file's dry sequences come first and equal the plain ones; the copies
+    differ from them, a file's rooms do not depend on the files after it, and bad settings are
+    refused."""
+    T = 20
+    seg = frames_to_samples(T)
+    for name, freq in (("a", 500.0), ("b", 800.0)):
+        sf.write(tmp_path / f"{name}.wav", tone(10 * seg / SAMPLE_RATE, freq=freq), SAMPLE_RATE, subtype="FLOAT")
+    files = list_audio_files(tmp_path)
+    plain = power_sequences(files[:1], T)
+    rev = power_sequences(files, T, reverb_copies=2, seed=3)
+    one = power_sequences(files[:1], T, reverb_copies=2, seed=3)
+    np.testing.assert_array_equal(one[:plain.shape[0]], plain)
+    assert one.shape[0] >= 3 * plain.shape[0]  # each copy has the clip plus a tail
+    assert not np.allclose(one[plain.shape[0]:2 * plain.shape[0]], plain)
+    np.testing.assert_array_equal(rev[:one.shape[0]], one)
+    with pytest.raises(ConfigError, match="reverb_copies"):
+        power_sequences(files, T, reverb_copies=-1)
+    with pytest.raises(ConfigError, match="LOW <= HIGH"):
+        power_sequences(files, T, reverb_copies=1, reverb_rt60=(1.0, 0.5))
+    with pytest.raises(ConfigError, match="reverberation time"):
+        power_sequences(files, T, reverb_copies=1, reverb_rt60=(0.01, 0.5))
 
 
 def test_real_flac_reads_as_16k_mono(shared_data):

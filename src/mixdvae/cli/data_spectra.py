@@ -42,7 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed-perturb", type=float, nargs="+", default=[1.0], metavar="R",
                    help="cut every file once per speed factor R (augmentation: 0.9 1 1.1 plays each clip 10 %% "
                    "slower, as is, and 10 %% faster, moving pitch and formants; default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gains and the noise (default: 0)")
+    p.add_argument("--reverb", type=int, default=0, metavar="COPIES",
+                   help="also cut every clip COPIES times with synthetic room reverberation (augmentation for dry, "
+                   "rendered audio; default: 0)")
+    p.add_argument("--reverb-rt60", type=float, nargs=2, default=(0.3, 1.5), metavar=("LOW", "HIGH"),
+                   help="range of the reverberation time in seconds (default: 0.3 1.5)")
+    p.add_argument("--reverb-wet-db", type=float, nargs=2, default=(-9.0, 0.0), metavar=("LOW", "HIGH"),
+                   help="range of the reverberation's level against the dry sound in dB (default: -9 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the gains, the noise and the rooms (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -56,7 +63,8 @@ def run_data_spectra(args: argparse.Namespace) -> int:
     files = [f for src in args.audio for f in list_audio_files(src)]
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     power = power_sequences(files, args.length, hop_frames=args.hop, max_sequences=args.max_sequences,
-                            speeds=args.speed_perturb, progress=progress)
+                            speeds=args.speed_perturb, reverb_copies=args.reverb, reverb_rt60=tuple(args.reverb_rt60),
+                            reverb_wet_db=tuple(args.reverb_wet_db), seed=args.seed, progress=progress)
     if power.shape[0] == 0:
         raise DataFormatError(f"{', '.join(map(str, args.audio))}: no active segment of {args.length} frames")
     if args.noise_db is not None:
@@ -68,7 +76,8 @@ def run_data_spectra(args: argparse.Namespace) -> int:
     meta = {"sources": [str(a) for a in args.audio], "files": len(files), "length": args.length,
             "hop": args.hop if args.hop is not None else args.length - 1, "normalise": "segment peak = 1",
             "gain_db": [low, high], "noise_db": args.noise_db,
-            "speeds": [float(r) for r in args.speed_perturb], "seed": args.seed, "num": int(power.shape[0])}
+            "speeds": [float(r) for r in args.speed_perturb], "reverb_copies": args.reverb,
+            "reverb_rt60": list(args.reverb_rt60), "reverb_wet_db": list(args.reverb_wet_db), "seed": args.seed, "num": int(power.shape[0])}
     save_spectra(args.out, power, meta)
     print(f"wrote {power.shape[0]} sequences of {power.shape[1]} frames x {power.shape[2]} bins "
           f"from {len(files)} files to {args.out}")

@@ -33,6 +33,7 @@ __all__ = [
     "F",
     "AUDIO_SUFFIXES",
     "read_audio",
+    "synthetic_reverb",
     "write_audio",
     "sine_window",
     "stft",
@@ -349,6 +350,48 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def _check_reverb(rt60: float, wet_db: float) -> None:
+    """Raises ConfigError unless rt60 is in [0.05, 5] s and wet_db a finite level in [-40, 20] dB."""
+    if not (math.isfinite(rt60) and 0.05 <= rt60 <= 5.0):
+        raise ConfigError(f"reverberation time {rt60} s: must be a finite number in [0.05, 5]")
+    if not (math.isfinite(wet_db) and -40.0 <= wet_db <= 20.0):
+        raise ConfigError(f"reverberation level {wet_db} dB: must be a finite number in [-40, 20]")
+
+
+def synthetic_reverb(x: np.ndarray, rt60: float, wet_db: float, rng: np.random.Generator,
+                     sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Add synthetic room reverberation to ``x`` (data augmentation for dry, rendered audio).
+
+    The room is a statistical late-reverberation model (Moorer 1979): an impulse response of
+    Gaussian noise under an exponential decay that falls by 60 dB in ``rt60`` seconds,
+
+        h[m] = g[m] exp(-3 ln(10) m / (rt60 fs)),   g ~ N(0, 1) i.i.d.,   m = 0 .. rt60 fs - 1,
+
+    with 2 ms of pre-delay, scaled to unit energy, and added to the dry path at ``wet_db`` dB:
+
+        y = x + 10^(wet_db / 20) (h * x),
+
+    keeping the first rt60 / 2 seconds of the tail after the end of ``x``.
+
+    Shape: (L,) -> (L + round(rt60 fs / 2),) float32
+
+    Raises:
+        ConfigError: rt60 outside [0.05, 5] s or wet_db outside [-40, 20] dB.
+    """
+    _check_reverb(rt60, wet_db)
+    from scipy.signal import fftconvolve
+
+    n = int(round(rt60 * sample_rate))
+    ir = rng.standard_normal(n) * np.exp(-3.0 * math.log(10.0) * np.arange(n) / n)
+    ir[: int(0.002 * sample_rate)] = 0.0
+    ir /= math.sqrt(float((ir ** 2).sum()))
+    out_len = len(x) + n // 2
+    wet = fftconvolve(np.asarray(x, dtype=np.float64), ir)[:out_len]
+    y = 10.0 ** (wet_db / 20.0) * wet
+    y[: len(x)] += x
+    return y.astype(np.float32)
+
+
 def power_sequences(
     files: Iterable[str | os.PathLike],
     length_frames: int,
@@ -358,6 +401,10 @@ def power_sequences(
     silence_db: float = -40.0,
     max_silent_fraction: float = 0.5,
     speeds: Iterable[float] = (1.0,),
+    reverb_copies: int = 0,
+    reverb_rt60: tuple[float, float] = (0.3, 1.5),
+    reverb_wet_db: tuple[float, float] = (-9.0, 0.0),
+    seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
@@ -384,6 +431,13 @@ def power_sequences(
     augmentation: r = 0.9, 1, 1.1 triples the data and spreads pitch and formants by ±10 %, as
     more speakers or more intonation would). Sequences are ordered file by file, speed by speed.
 
+    ``reverb_copies``: each (file, speed) is also cut ``reverb_copies`` more times after
+    :func:`synthetic_reverb` with an RT60 drawn uniformly in ``reverb_rt60`` seconds and a level
+    drawn uniformly in ``reverb_wet_db`` dB (augmentation for dry, rendered training audio, which
+    real recordings never are). The draws come from ``seed`` and the file's position in
+    ``files`` (one generator per file: adding files at the end changes no earlier room); the dry
+    cut comes first.
+
     ``max_sequences`` keeps that many sequences, evenly spaced over all of them (all files
     contribute, deterministically).
 
@@ -392,7 +446,8 @@ def power_sequences(
 
     Raises:
         ConfigError: ``length_frames`` < 2, ``hop_frames`` < 1, ``max_sequences`` < 1, an unknown
-            ``normalise``, a speed factor outside [0.5, 2]. DataFormatError: a file
+            ``normalise``, a speed factor outside [0.5, 2], ``reverb_copies`` < 0, a reverberation
+            range outside :func:`synthetic_reverb`'s or with LOW > HIGH. DataFormatError: a file
             :func:`read_audio` refuses.
     """
     speeds = [float(r) for r in speeds]
@@ -400,6 +455,14 @@ def power_sequences(
         raise ConfigError("speeds: expected at least one speed factor")
     for r in speeds:
         _check_speed(r)
+    if int(reverb_copies) != reverb_copies or reverb_copies < 0:
+        raise ConfigError(f"reverb_copies = {reverb_copies}: must be an integer >= 0")
+    if reverb_copies:
+        for lo, hi in (reverb_rt60, reverb_wet_db):
+            if not lo <= hi:
+                raise ConfigError(f"reverberation range {lo} {hi}: expected LOW <= HIGH")
+        _check_reverb(reverb_rt60[0], reverb_wet_db[0])
+        _check_reverb(reverb_rt60[1], reverb_wet_db[1])
     if int(length_frames) != length_frames or length_frames < 2:
         raise ConfigError(f"length_frames = {length_frames}: must be an integer >= 2")
     hop_frames = int(length_frames) - 1 if hop_frames is None else hop_frames
@@ -417,15 +480,21 @@ def power_sequences(
     chunks: list[np.ndarray] = []
     from tqdm import tqdm
 
-    for path in tqdm(files, desc="power sequences", unit="file", disable=not progress):
+    for i, path in enumerate(tqdm(files, desc="power sequences", unit="file", disable=not progress)):
         clip = read_audio(path)
+        rng = np.random.default_rng([int(seed), i])
         for r in speeds:
-            power = _clip_power_sequences(speed_perturb(clip, r), seg_len, seg_hop, normalise, silence_db,
-                                          max_silent_fraction, device)
-            if power is None:
-                logger.debug("%s (speed %g): shorter than one sequence (%d samples)", path, r, seg_len)
-                continue
-            chunks.append(power)
+            fast = speed_perturb(clip, r)
+            versions = [fast] + [
+                synthetic_reverb(fast, rng.uniform(*reverb_rt60), rng.uniform(*reverb_wet_db), rng)
+                for _ in range(int(reverb_copies))
+            ]
+            for x in versions:
+                power = _clip_power_sequences(x, seg_len, seg_hop, normalise, silence_db, max_silent_fraction, device)
+                if power is None:
+                    logger.debug("%s (speed %g): shorter than one sequence (%d samples)", path, r, seg_len)
+                    continue
+                chunks.append(power)
     if not chunks:
         return np.zeros((0, int(length_frames), F), dtype=np.float32)
     out = np.concatenate(chunks, axis=0)
