@@ -180,36 +180,54 @@ def test_kalman_noise_m_step_recovers_the_acceleration_variance(monkeypatch, lag
     assert ((ratio > 0.8) & (ratio < 1.3)).all(), ratio
 
 
-def test_lagged_noise_m_step_reads_less_motion_into_persistent_detection_errors(monkeypatch):
-    """Boxes at constant velocity, detected with AR(1) errors (lag-one correlation 0.8, std 0.1 x
-    size, like MOT15's detected edges) and an observation variance that the Phi M-step, fitting
-    tracks that follow the slow errors, puts at a third of the true std: the one-frame M-step
-    reads the errors as acceleration; over 5-frame increments the estimate is less than half."""
-    model = load_weights(shipped_weights("motion_srnn"))
-    g = torch.Generator().manual_seed(4)
+def _constant_velocity_boxes_with_ar1_errors(seed: int, rho: float, std_rel: float):
+    """16 boxes of size (0.05, 0.15) moving at constant velocity for T = 120 frames, and their AR(1)
+    detection errors (lag-one correlation rho, std std_rel x size).
+
+    Shape: -> s, e (16, 120, 1, 4) float64, size (4,), generator (for further draws)
+    """
+    g = torch.Generator().manual_seed(seed)
     size = torch.tensor([0.05, 0.15, 0.05, 0.15], dtype=torch.float64)
     B, T = 16, 120
     start = torch.rand(B, 1, 1, 2, generator=g, dtype=torch.float64) * 0.5 + 0.2
     vel = 0.01 * size[:2] * torch.randn(B, 1, 1, 2, generator=g, dtype=torch.float64)
     corner = start + vel * torch.arange(T, dtype=torch.float64)[None, :, None, None]
     s = torch.cat([corner, corner + size[:2]], dim=-1)  # (B, T, 1, D)
-    rho, std = 0.8, 0.1 * size
+    std = std_rel * size
     e = torch.zeros_like(s)
     e[:, 0] = std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
     for t in range(1, T):
         e[:, t] = rho * e[:, t - 1] + (1 - rho ** 2) ** 0.5 * std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
+    return s, e, size, g
+
+
+def _kalman_prior_after_e_steps(monkeypatch, model, o, prec, info, var, iterations, **options):
+    """A kalman-posterior prior with a learned step noise (and ``options``) whose DVAE predicts
+    exact constant velocity, after ``iterations`` E-S steps from q(s) = N(o, var)."""
+    opts = DVAEPriorOptions(posterior="kalman", predictive=True, extra_std=0.02, kalman_acc_std=0.02,
+                            kalman_learn_noise=True, **options)
+    prior = DVAESourcePrior(model.double(), opts, o[:, 0])
+    monkeypatch.setattr(prior.fused, "decode", lambda h, z, base: Gauss(base, torch.full_like(base, 1e-14)))
+    q = Gauss(o, var.expand_as(o).clone())
+    for _ in range(iterations):
+        q, _ = prior.e_step(prec, info, q)
+    return prior
+
+
+def test_lagged_noise_m_step_reads_less_motion_into_persistent_detection_errors(monkeypatch):
+    """Boxes at constant velocity, detected with AR(1) errors (lag-one correlation 0.8, std 0.1 x
+    size, like MOT15's detected edges) and an observation variance that the Phi M-step, fitting
+    tracks that follow the slow errors, puts at a third of the true std: the one-frame M-step
+    reads the errors as acceleration; over 5-frame increments the estimate is less than half."""
+    model = load_weights(shipped_weights("motion_srnn"))
+    s, e, size, _ = _constant_velocity_boxes_with_ar1_errors(4, 0.8, 0.1)
+    std = 0.1 * size
     o = s + e
     prec = (1.0 / (std / 3) ** 2).expand_as(o).clone()
     info = prec * o
     learned = {}
     for lag in (1, 5):
-        opts = DVAEPriorOptions(posterior="kalman", predictive=True, extra_std=0.02, kalman_acc_std=0.02,
-                                kalman_learn_noise=True, kalman_noise_lag=lag)
-        prior = DVAESourcePrior(model.double(), opts, o[:, 0])
-        monkeypatch.setattr(prior.fused, "decode", lambda h, z, base: Gauss(base, torch.full_like(base, 1e-14)))
-        q = Gauss(o, (std ** 2).expand_as(o).clone())
-        for _ in range(20):
-            q, _ = prior.e_step(prec, info, q)
+        prior = _kalman_prior_after_e_steps(monkeypatch, model, o, prec, info, std ** 2, 20, kalman_noise_lag=lag)
         learned[lag] = prior._step_extra[1].mean(0) / size ** 2
     assert (learned[1] > 1e-5).all(), learned  # the one-frame M-step does read motion into the errors
     assert (learned[5] < 0.5 * learned[1]).all(), learned
@@ -227,30 +245,16 @@ def test_detection_bias_m_step_recovers_the_persistent_error_and_frees_the_motio
     kalman_bias_rho = 0.8 the bias M-step recovers the persistent error's std, and the step noise
     learned beside it is under a tenth of what the model without a bias reads into the errors."""
     model = load_weights(shipped_weights("motion_srnn"))
-    g = torch.Generator().manual_seed(7)
-    size = torch.tensor([0.05, 0.15, 0.05, 0.15], dtype=torch.float64)
-    B, T, rho = 16, 120, 0.8
-    start = torch.rand(B, 1, 1, 2, generator=g, dtype=torch.float64) * 0.5 + 0.2
-    vel = 0.01 * size[:2] * torch.randn(B, 1, 1, 2, generator=g, dtype=torch.float64)
-    corner = start + vel * torch.arange(T, dtype=torch.float64)[None, :, None, None]
-    s = torch.cat([corner, corner + size[:2]], dim=-1)  # (B, T, 1, D)
+    rho = 0.8
+    s, e, size, g = _constant_velocity_boxes_with_ar1_errors(7, rho, 0.1)
     std, white = 0.1 * size, 0.01 * size
-    e = torch.zeros_like(s)
-    e[:, 0] = std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
-    for t in range(1, T):
-        e[:, t] = rho * e[:, t - 1] + (1 - rho ** 2) ** 0.5 * std * torch.randn(B, 1, 4, generator=g, dtype=torch.float64)
     o = s + e + white * torch.randn(s.shape, generator=g, dtype=torch.float64)
     prec = (1.0 / white ** 2).expand_as(o).clone()
     info = prec * o
     learned, bias_std = {}, None
     for bias_rho in (0.0, rho):
-        opts = DVAEPriorOptions(posterior="kalman", predictive=True, extra_std=0.02, kalman_acc_std=0.02,
-                                kalman_learn_noise=True, kalman_bias_rho=bias_rho, kalman_bias_std=0.05)
-        prior = DVAESourcePrior(model.double(), opts, o[:, 0])
-        monkeypatch.setattr(prior.fused, "decode", lambda h, z, base: Gauss(base, torch.full_like(base, 1e-14)))
-        q = Gauss(o, (std ** 2).expand_as(o).clone())
-        for _ in range(40):
-            q, _ = prior.e_step(prec, info, q)
+        prior = _kalman_prior_after_e_steps(monkeypatch, model, o, prec, info, std ** 2, 40,
+                                            kalman_bias_rho=bias_rho, kalman_bias_std=0.05)
         learned[bias_rho] = prior._step_extra[1].mean(0) / size ** 2
         if bias_rho > 0:
             bias_std = (prior._bias[2].mean(0).sqrt() / size)
