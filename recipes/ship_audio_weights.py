@@ -83,7 +83,7 @@ def main(names: list[str]) -> int:
         dest, card = shipped
         model = load_dvae(dest.with_suffix(".safetensors"))
         files = heldout_files(kind)
-        card["command"] = (f"mixdvae train --config {config} --data {train} {val} --out runs/{name}  "
+        card["command"] = (f"mixdvae train --config {config} --data {train} {val} --seed {card['seed']} --out runs/{name}  "
                            "(data made by recipes/train_audio_priors.sh)")
         card["source"] = kind
         card["heldout_resynthesis"] = {
