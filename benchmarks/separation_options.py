@@ -65,6 +65,8 @@ def options(length: int) -> list:
         option("frequency prior, blocks of 50, a=0.1, T=0.3, 20 it", base, vem=dict(iterations=20)),
         *(option(f"default, at most 30 it, stop a chunk when its ELBO per bin moves < {tol}", base,
                  vem=dict(iterations=30, tol=tol)) for tol in (0.005, 0.01, 0.02)),
+        option("default, the priors read the mixture at every iteration (feedback = mixture)", base,
+               prior=dict(feedback="mixture")),
     ]
 
 

@@ -218,3 +218,21 @@ def test_each_chunk_stops_on_its_own_elbo_whatever_its_batch():
         assert torch.allclose(together.noise_ratio[b], a.noise_ratio[0])
         assert torch.allclose(together.elbo[:counts[b], b], a.elbo[:, 0])
         assert (together.elbo[counts[b] - 1:, b] == a.elbo[-1, 0]).all()
+
+
+@pytest.mark.parametrize("recursion", ["parallel", "sequential"])
+def test_mixture_feedback_keeps_the_priors_first_reading(recursion):
+    """feedback = 'mixture': every E-S reads |X|^2, so v^s is the priors' reading of the mixture
+    (initial_variance) at every iteration whatever the estimates, while with the expected power it
+    moves with them."""
+    cfg_in = DVAEConfig(family="srnn", x_dim=F, z_dim=2, head="complex_variance", dense_x=(8,), rnn_dim=8, dense_g=(8,),
+                        g_dim=8, dense_enc=(8,), dense_prior=(8,), dense_dec=(8,), input_transform="log", encoder="backward")
+    models = [build_dvae(cfg_in, seed=1), build_dvae(cfg_in, seed=2)]
+    mix, _ = _mixture(B=2, T=10)
+    reading = DVAESpectralPrior(models, SpectralPriorOptions(feedback="mixture", recursion=recursion))
+    first = reading.initial_variance(mix.abs() ** 2)
+    res = run_spectral_vem(mix, reading, SpectralVEMConfig(iterations=4, assignment="marginal", assignment_prior="frequency"))
+    torch.testing.assert_close(res.prior_var, first, rtol=1e-5, atol=1e-8)
+    moving = run_spectral_vem(mix, DVAESpectralPrior(models, SpectralPriorOptions(recursion=recursion)),
+                              SpectralVEMConfig(iterations=4, assignment="marginal", assignment_prior="frequency"))
+    assert not torch.allclose(moving.prior_var, first, rtol=1e-3)

@@ -48,8 +48,9 @@ class SpectralPriorOptions:
         recursion: ``parallel`` or ``sequential`` (see the module docstring).
         feedback: what stands for s_n in the networks: ``expected`` power |m|^2 + gamma, the
             ``masked`` mixture power eta_n |X|^2 (the power of the assignment-masked mixture, the
-            estimate a hard EM would feed back; at the first iteration eta = 1/N), or a
-            ``sample`` |s~|^2 (reference).
+            estimate a hard EM would feed back; at the first iteration eta = 1/N), a
+            ``sample`` |s~|^2 (reference), or the ``mixture`` power |X|^2 at every iteration
+            (v^s stays the priors' first reading; the loop then refines only the assignments).
         noise: the sampling noise with ``feedback = 'sample'``: ``gaussian`` (correct) or
             ``uniform`` (the original code's U[0, 1) noise, reference section 10 item 6).
         sample_z: E-Z takes one sample of q(z | u) (reference) instead of its mean.
@@ -64,7 +65,7 @@ class SpectralPriorOptions:
     """
 
     recursion: Literal["parallel", "sequential"] = "parallel"
-    feedback: Literal["expected", "masked", "sample"] = "expected"
+    feedback: Literal["expected", "masked", "sample", "mixture"] = "expected"
     noise: Literal["gaussian", "uniform"] = "gaussian"
     sample_z: bool = False
     first_input: Literal["zero", "first_frame"] = "zero"
@@ -73,7 +74,7 @@ class SpectralPriorOptions:
     latent: Literal["encoder", "prior"] = "encoder"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "masked", "sample")),
+        for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "masked", "sample", "mixture")),
                               ("noise", ("gaussian", "uniform")), ("first_input", ("zero", "first_frame")),
                               ("posterior", ("mean_field", "mixture")), ("latent", ("encoder", "prior"))):
             if getattr(self, name) not in allowed:
@@ -176,6 +177,8 @@ class DVAESpectralPrior:
         floor = self.options.min_var * abs2(mix).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
         if self.options.feedback == "masked":
             u_all = eta.transpose(-1, -2) * abs2(mix)[:, :, None, :]  # (B, T, F, N) -> (B, T, N, F)
+        elif self.options.feedback == "mixture":
+            u_all = abs2(mix)[:, :, None, :].expand(B, T, N, F)
         else:
             u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
         kl = mix.real.new_zeros(B)
@@ -216,6 +219,8 @@ class DVAESpectralPrior:
             q_t = self._e_step_s(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
             if self.options.feedback == "masked":
                 u_prev = eta_n[:, t] * abs2(mix[:, t])
+            elif self.options.feedback == "mixture":
+                u_prev = abs2(mix[:, t])
             else:
                 u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
             hs.append(h_t)
