@@ -24,6 +24,10 @@ with the gains of every frame computed at once by :func:`_smoother_gains`) in cl
 everything is elementwise over the batch, the only loops are over T and each step is a handful of
 tensor operations. It is differentiable (torch autograd), works on any device, and computes in the
 dtype of ``lam``.
+
+:func:`cv_bias_smoother` is the same model with a third state per coordinate, an AR(1) detection
+bias b_t observed with p_t (the factors g_t are on p_t + b_t), in batched 3x3 algebra (the
+``kalman_bias_rho`` option of the DVAE prior).
 """
 
 from __future__ import annotations
