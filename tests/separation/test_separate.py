@@ -13,7 +13,7 @@ import torch
 from mixdvae.errors import ConfigError, DataFormatError
 from mixdvae.metrics.audio import si_sdr
 from mixdvae.separation.presets import DEFAULT, REFERENCE, SeparationConfig
-from mixdvae.separation.separate import Separator, chunk_starts, crossfade_weights
+from mixdvae.separation.separate import Separator, agreement_db, chunk_starts, crossfade_weights
 
 from ._tiny import flute_like, low_high, speech_like, tiny_bases, tiny_checkpoint, tiny_priors
 
@@ -194,6 +194,43 @@ def test_batching_chunks_changes_nothing(priors, two_mixtures):
     single = Separator(NAMES, "mixdvae", replace(config, batch_size=1), weights=priors["srnn"]).separate(two_mixtures)
     np.testing.assert_allclose(single.waveforms, batched.waveforms, atol=1e-5)
     np.testing.assert_allclose(single.elbo, batched.elbo, rtol=1e-5)
+
+
+def test_agreement_is_the_mean_si_sdr_of_one_estimate_against_the_other():
+    """agreement_db against the SI-SDR of metrics.audio on the flattened real and imaginary parts;
+    a scaled copy agrees perfectly, independent estimates do not agree at all."""
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(3, 2, 5, 7, generator=g, dtype=torch.complex64)
+    a = b + 0.3 * torch.randn(3, 2, 5, 7, generator=g, dtype=torch.complex64)
+    flat = lambda x: torch.view_as_real(x).flatten(2).numpy()  # noqa: E731  (B, N, 70)
+    want = np.mean([[si_sdr(flat(a)[i, n], flat(b)[i, n]) for n in range(2)] for i in range(3)], axis=1)
+    np.testing.assert_allclose(agreement_db(a, b).numpy(), want, atol=1e-3)
+    assert (agreement_db(2.0 * b, b) > 60).all()
+    noise = torch.randn(3, 2, 400, 7, generator=g, dtype=torch.complex64)
+    other = torch.randn(3, 2, 400, 7, generator=g, dtype=torch.complex64)
+    assert (agreement_db(noise, other) < -10.0).all()
+
+
+@pytest.mark.parametrize("family", ["srnn", "deep_ar"])
+def test_mixture_gate_picks_per_chunk_between_the_two_feedbacks(priors, two_mixtures, family):
+    """mixture_gate_db: a gate no agreement reaches gives the plain loop's result, a gate every
+    agreement passes gives the mixture-feedback loop's, and an intermediate gate mixes them per
+    chunk (each chunk equals one of the two)."""
+    method = "mixdvae" if family == "srnn" else "deep-ar"
+    plain_cfg = _vem(DEFAULT, iterations=3, mixture_gate_db=None)
+    sep = lambda cfg: Separator(NAMES, method, cfg, weights=priors[family]).separate(two_mixtures)  # noqa: E731
+    plain = sep(plain_cfg)
+    mixfb = sep(replace(plain_cfg, prior=replace(plain_cfg.prior, feedback="mixture")))
+    assert not np.allclose(plain.waveforms, mixfb.waveforms, atol=1e-4)
+    np.testing.assert_allclose(sep(replace(plain_cfg, mixture_gate_db=1e6)).waveforms, plain.waveforms, atol=1e-6)
+    never = sep(replace(plain_cfg, mixture_gate_db=-1e6))
+    np.testing.assert_allclose(never.waveforms, mixfb.waveforms, atol=1e-6)
+    np.testing.assert_allclose(never.elbo, mixfb.elbo, rtol=1e-6)
+
+
+def test_mixture_gate_must_be_finite():
+    with pytest.raises(ConfigError, match="mixture_gate_db"):
+        replace(DEFAULT, mixture_gate_db=float("nan"))
 
 
 # ------------------------------------------------------------------------------------ bad input

@@ -113,6 +113,9 @@ class DVAESpectralPrior:
             for p in m.parameters():
                 p.requires_grad_(False)
         self.options = options
+        # feedback = "mixture": the networks read the same |X|^2 at every iteration, so their
+        # output (v^s per source and the KL) is kept for the mixture it was computed on
+        self._mixture_reading: tuple[Tensor, list[Tensor], Tensor] | None = None
 
     @property
     def num_sources(self) -> int:
@@ -183,6 +186,18 @@ class DVAESpectralPrior:
             u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
         kl = mix.real.new_zeros(B)
         means, variances, priors = [], [], []
+        fixed = (self.options.feedback == "mixture" and not self.options.sample_z
+                 and self.options.recursion == "parallel" and self.options.first_input == "zero")
+        cached = self._mixture_reading
+        if fixed and cached is not None and cached[0] is mix:
+            for n, v_s in enumerate(cached[1]):
+                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
+                means.append(q_n.mean[:, :, 0])
+                variances.append(q_n.var[:, :, 0])
+                priors.append(v_s)
+            q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
+            prior_var = torch.stack(priors, 2)
+            return q, prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - cached[2], prior_var
         for n, model in enumerate(self.models):
             u = u_all[:, :, n]
             z, qz, h = self._latents(model, u, generator)
@@ -199,6 +214,8 @@ class DVAESpectralPrior:
                 kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
         q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
         prior_var = torch.stack(priors, 2)
+        if fixed:
+            self._mixture_reading = (mix, priors, kl)
         elbo = prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - kl
         return q, elbo, prior_var
 

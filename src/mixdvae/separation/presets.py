@@ -6,6 +6,7 @@ Each difference between the two is justified in docs/separation.md by a figure o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mixdvae.errors import ConfigError
@@ -34,6 +35,13 @@ class SeparationConfig:
             (the reference), or the ``mask`` estimate eta_n X, the posterior mean of s_n given X
             under q(w) as v^x -> 0 (E[s_n | X] = eta_n g_n X with the Wiener gain g_n -> 1). The
             mean-field m_n passes every bin where eta v^s >> v^x, however small eta is.
+        mixture_gate_db: None, or G dB: the VEM methods also run the loop with the priors reading
+            the mixture at every iteration (``feedback = "mixture"``: v^s stays their first
+            reading, only the assignments iterate) and keep, per chunk, that estimate where it
+            agrees with the one of ``prior`` (mean over sources of the SI-SDR of one estimate
+            against the other, on the STFT) above G dB. With a prior that reads mixtures well the
+            mixture feedback refines that reading; where the first reading failed the two disagree,
+            and the feedback of the estimates is what rescued it (docs/separation.md).
     """
 
     chunk_frames: int = 50
@@ -44,8 +52,11 @@ class SeparationConfig:
     temporal_weight: float = 1.0
     batch_size: int = 64
     estimate: str = "posterior_mean"
+    mixture_gate_db: float | None = None
 
     def __post_init__(self) -> None:
+        if self.mixture_gate_db is not None and not math.isfinite(self.mixture_gate_db):
+            raise ConfigError(f"SeparationConfig.mixture_gate_db = {self.mixture_gate_db!r}: must be a finite number of dB or None")
         if self.estimate not in ("posterior_mean", "mask"):
             raise ConfigError(f"SeparationConfig.estimate = {self.estimate!r}: expected 'posterior_mean' or 'mask'")
         if not isinstance(self.chunk_frames, int) or self.chunk_frames < 2:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +34,7 @@ from mixdvae.errors import ConfigError, DataFormatError, NumericalError
 from mixdvae.inference.spectral_steps import abs2
 from mixdvae.separation.presets import DEFAULT, METHODS, SeparationConfig
 
-__all__ = ["SeparationResult", "Separator", "chunk_starts", "crossfade_weights", "default_prior_weights"]
+__all__ = ["SeparationResult", "Separator", "agreement_db", "chunk_starts", "crossfade_weights", "default_prior_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,22 @@ class SeparationResult:
     masks: Tensor
     elbo: np.ndarray | None
     seconds: float
+
+
+def agreement_db(a: Tensor, b: Tensor) -> Tensor:
+    """How much two sets of source estimates agree: the mean over sources n of the SI-SDR of a_n
+    against b_n, each STFT read as one real vector (real and imaginary parts),
+
+        SI-SDR(a, b) = 10 log10(|alpha b|^2 / |alpha b - a|^2),   alpha = <a, b> / |b|^2.
+
+    Shape: a, b (B, N, T, F) complex -> (B,)
+    """
+    x = torch.view_as_real(a).flatten(2).double()  # (B, N, 2TF)
+    y = torch.view_as_real(b).flatten(2).double()
+    alpha = (x * y).sum(-1, keepdim=True) / (y * y).sum(-1, keepdim=True).clamp_min(1e-30)
+    target = alpha * y
+    ratio = (target * target).sum(-1).clamp_min(1e-30) / ((target - x) ** 2).sum(-1).clamp_min(1e-30)
+    return (10.0 * torch.log10(ratio)).mean(-1).to(a.real.dtype)
 
 
 def chunk_starts(num_frames: int, chunk: int, overlap: int) -> list[int]:
@@ -169,16 +185,21 @@ class Separator:
         """
         from mixdvae.baselines.nmf import apply_masks, separate_is_nmf, wiener_gains
         from mixdvae.baselines.oracle import ideal_binary_mask, oracle_wiener_mask
-        from mixdvae.inference.spectral_vem import run_spectral_vem
 
         N = len(self.names)
         power = abs2(mix)  # (B, T, F)
         if self.method in ("mixdvae", "deep-ar"):
-            res = run_spectral_vem(mix, self.prior, self.config.vem, generator)
-            masks = res.eta.permute(0, 3, 1, 2)  # (B, T, F, N) -> (B, N, T, F)
-            if self.config.estimate == "mask":
-                return apply_masks(mix, masks), masks, res.elbo
-            return res.sources.mean.permute(0, 2, 1, 3), masks, res.elbo
+            est, masks, elbo = self._vem_estimates(mix, self.prior, generator)
+            if self.config.mixture_gate_db is None:
+                return est, masks, elbo
+            from mixdvae.inference.spectral_prior import DVAESpectralPrior
+
+            reading = DVAESpectralPrior(self.prior.models, replace(self.prior.options, feedback="mixture"))
+            est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator)
+            keep = agreement_db(est_m, est) > self.config.mixture_gate_db  # (B,)
+            pick = lambda a, b, shape: torch.where(keep.view(shape), a, b)  # noqa: E731
+            return (pick(est_m, est, (-1, 1, 1, 1)), pick(masks_m, masks, (-1, 1, 1, 1)),
+                    pick(elbo_m, elbo, (1, -1)))
         if self.method == "dvae-init":
             v = self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)  # (B, T, N, F) -> (B, N, T, F)
             masks = wiener_gains(v)
@@ -193,6 +214,17 @@ class Separator:
                 raise ConfigError(f"--method {self.method} needs the true sources (a mixtures .npz, not a wav)")
             masks = ideal_binary_mask(refs) if self.method == "oracle-ibm" else oracle_wiener_mask(refs)
         return apply_masks(mix, masks.to(power.dtype)), masks, None
+
+    def _vem_estimates(self, mix: Tensor, prior, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """The VEM with ``prior``: estimates (B, N, T, F), masks (B, N, T, F), ELBO history (I, B)."""
+        from mixdvae.baselines.nmf import apply_masks
+        from mixdvae.inference.spectral_vem import run_spectral_vem
+
+        res = run_spectral_vem(mix, prior, self.config.vem, generator)
+        masks = res.eta.permute(0, 3, 1, 2)  # (B, T, F, N) -> (B, N, T, F)
+        if self.config.estimate == "mask":
+            return apply_masks(mix, masks), masks, res.elbo
+        return res.sources.mean.permute(0, 2, 1, 3), masks, res.elbo
 
     # ------------------------------------------------------------------ waveforms
     def separate(self, mixture: np.ndarray | Tensor, references: np.ndarray | Tensor | None = None,
