@@ -5,9 +5,10 @@ For the given priors it prints, per set, the mean SI-SDR (speech / flute) of:
   dvae-init          the priors' first reading of the mixture (Wiener gains), no loop;
   default            the default preset (the priors read their own estimates at every iteration);
   mixture feedback   the default with feedback = "mixture" (v^s stays the first reading);
-  gated, D dB        per mixture, the mixture-feedback estimate unless it disagrees with the
-                     default's (SI-SDR of one speech estimate against the other below D dB), else
-                     the default's: the default's feedback rescues first readings that failed.
+  gated, D dB        the default with mixture_gate_db = D: per mixture, the mixture-feedback
+                     estimate unless it disagrees with the default's (separation.separate.agreement_db
+                     below D dB), else the default's: the default's feedback rescues first readings
+                     that failed.
 
     python benchmarks/separation_feedback.py [--flute W.safetensors] [--sets arctic:50,libri:100]
 """
@@ -49,18 +50,17 @@ def main() -> int:
         mix = load_set(name, int(length), args.audio_dir, args.cache_dir)
         names = list(mix.source_names)
         base = dataclasses.replace(DEFAULT, chunk_frames=int(length), overlap_frames=0)
-        runs = {
-            "dvae-init": ("dvae-init", base),
-            "default": ("mixdvae", base),
-            "mixture": ("mixdvae", dataclasses.replace(base, prior=dataclasses.replace(base.prior, feedback="mixture"))),
-        }
-        waves = {k: Separator(names, m, cfg, weights=weights).separate(mix.mixture).waveforms for k, (m, cfg) in runs.items()}
-        score = {k: np.stack([np.asarray(si_sdr(w[:, i], mix.sources[:, i])) for i in range(len(names))], 1)
-                 for k, w in waves.items()}  # (B, N)
-        agree = np.asarray(si_sdr(waves["mixture"][:, 0], waves["default"][:, 0]))  # (B,)
-        cells = [score[k] for k in runs]
-        cells += [np.where((agree > t)[:, None], score["mixture"], score["default"]) for t in THRESHOLDS_DB]
-        fmt = " | ".join(f"{c[:, 0].mean():.2f} / {c[:, 1].mean():.2f}" for c in cells)
+        runs = [
+            ("dvae-init", base),
+            ("mixdvae", base),
+            ("mixdvae", dataclasses.replace(base, prior=dataclasses.replace(base.prior, feedback="mixture"))),
+            *(("mixdvae", dataclasses.replace(base, mixture_gate_db=t)) for t in THRESHOLDS_DB),
+        ]
+        cells = []
+        for method, cfg in runs:
+            w = Separator(names, method, cfg, weights=weights).separate(mix.mixture).waveforms
+            cells.append([float(np.mean(np.asarray(si_sdr(w[:, i], mix.sources[:, i])))) for i in range(len(names))])
+        fmt = " | ".join(f"{c[0]:.2f} / {c[1]:.2f}" for c in cells)
         print(f"| {name} T={length} ({len(mix.mixture)}) | {fmt} |", flush=True)
     return 0
 
