@@ -109,7 +109,7 @@ def _condition_on(x: Tensor, lam: Tensor, info: Tensor) -> Tensor:
     return torch.cat([mean, gain, vv[None]])
 
 
-def _update_log_norms(pred: Tensor, lam: Tensor, info: Tensor) -> tuple[Tensor, Tensor]:
+def _update_log_norms(p: Tensor, pp: Tensor, lam: Tensor, info: Tensor) -> tuple[Tensor, Tensor]:
     """Log normaliser of every update, log ∫ N(p; m_p, P_pp) g(p) dp, for all frames at once:
 
         c = -log(S) / 2 + (2 m_p info + P_pp info^2 - lam m_p^2) / (2 S)
@@ -117,9 +117,9 @@ def _update_log_norms(pred: Tensor, lam: Tensor, info: Tensor) -> tuple[Tensor, 
 
     and c_centred = c = m_p info + P_pp info^2 / 2 where lam = 0 (a pure exponential tilt).
 
-    Shape: pred (T, 5, M) predicted Gaussians, lam, info (T, M) -> c, c_centred (T, M)
+    Shape: p, pp (T, M) predicted mean and variance of the observed quantity, lam, info (T, M)
+        -> c, c_centred (T, M)
     """
-    p, pp = pred[:, 0], pred[:, 2]
     s = 1.0 + lam * pp
     resid = info - lam * p
     half_log_s = 0.5 * torch.log1p(lam * pp)
@@ -245,7 +245,7 @@ def cv_smoother(
         x = _condition_on(x, lam_t[t], info_t[t])
         filts.append(x)
     pred, filt = torch.stack(preds), torch.stack(filts)  # (T, 5, M)
-    c, c_centred = _update_log_norms(pred, lam_t, info_t)
+    c, c_centred = _update_log_norms(pred[:, 0], pred[:, 2], lam_t, info_t)
 
     smooth = [filt[-1]]
     lag = torch.zeros(M, T, **like)
@@ -359,8 +359,7 @@ def cv_bias_smoother(
     m = torch.stack([mu0, zero, zero], -1)  # (M, 3)
     P = torch.diag_embed(torch.stack([var0_p, var0_v, sb], -1))  # (M, 3, 3)
     e_var = (1.0 - float(bias_rho) ** 2) * sb
-    preds_m, preds_P, filt_m, filt_P = [], [], [], []
-    c_centred = torch.zeros(M, **f64)
+    preds_m, preds_P, filt_m, filt_P, pred_y, pred_yy = [], [], [], [], [], []
     for t in range(T):
         if t > 0:
             m = m @ A.T
@@ -377,17 +376,16 @@ def cv_bias_smoother(
         preds_P.append(P)
         Ph = P @ h  # (M, 3)
         hm, hPh = m @ h, Ph @ h
+        pred_y.append(hm)
+        pred_yy.append(hPh)
         s = 1.0 + lam_t[t] * hPh
         resid = info_t[t] - lam_t[t] * hm
-        pos = lam_t[t] > 0
-        lam_safe = torch.where(pos, lam_t[t], torch.ones_like(hm))
-        c_centred = c_centred - 0.5 * torch.log1p(lam_t[t] * hPh) + torch.where(
-            pos, -resid * resid / (2.0 * lam_safe * s), hm * info_t[t] + 0.5 * hPh * info_t[t] ** 2)
         m = m + Ph * (resid / s)[:, None]
         P = P - (lam_t[t] / s)[:, None, None] * Ph[:, :, None] * Ph[:, None, :]
         filt_m.append(m)
         filt_P.append(P)
     pm, pP, fm, fP = (torch.stack(x) for x in (preds_m, preds_P, filt_m, filt_P))  # (T, M, 3[, 3])
+    _, c_centred = _update_log_norms(torch.stack(pred_y), torch.stack(pred_yy), lam_t, info_t)  # (T, M)
     sm, sP = [fm[-1]], [fP[-1]]
     lag = torch.zeros(T, M, 3, 3, **f64)
     if T > 1:
@@ -411,7 +409,7 @@ def cv_bias_smoother(
         mean_p=back(mean[..., 0]), var_p=back(cov[..., 0, 0]),
         mean_v=back(mean[..., 1]), var_v=back(cov[..., 1, 1]), lag_cov_v=back(lag[..., 1, 1]),
         mean_b=back(mean[..., 2]), var_b=back(cov[..., 2, 2]), lag_cov_b=back(lag[..., 2, 2]),
-        log_norm_centred=c_centred.reshape(batch).to(out_dtype),
+        log_norm_centred=c_centred.sum(0).reshape(batch).to(out_dtype),
     )
     for name, value in result._asdict().items():
         if not bool(torch.isfinite(value).all()):

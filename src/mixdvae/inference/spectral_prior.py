@@ -184,34 +184,29 @@ class DVAESpectralPrior:
             u_all = abs2(mix)[:, :, None, :].expand(B, T, N, F)
         else:
             u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
-        kl = mix.real.new_zeros(B)
-        means, variances, priors = [], [], []
-        fixed = (self.options.feedback == "mixture" and not self.options.sample_z
-                 and self.options.recursion == "parallel" and self.options.first_input == "zero")
+        parallel = self.options.recursion == "parallel" and self.options.first_input == "zero"
+        fixed = self.options.feedback == "mixture" and not self.options.sample_z and parallel
         cached = self._mixture_reading
-        if fixed and cached is not None and cached[0] is mix:
-            for n, v_s in enumerate(cached[1]):
-                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
-                means.append(q_n.mean[:, :, 0])
-                variances.append(q_n.var[:, :, 0])
-                priors.append(v_s)
-            q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
-            prior_var = torch.stack(priors, 2)
-            return q, prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - cached[2], prior_var
+        reuse = fixed and cached is not None and cached[0] is mix
+        kl = cached[2] if reuse else mix.real.new_zeros(B)
+        means, variances, priors = [], [], []
         for n, model in enumerate(self.models):
-            u = u_all[:, :, n]
-            z, qz, h = self._latents(model, u, generator)
-            if self.options.recursion == "parallel" and self.options.first_input == "zero":
-                v_s = torch.maximum(self._decode(model, h, z), floor[:, :, None])
-                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
-                hs = h
+            if reuse:
+                v_s = cached[1][n]
             else:
-                q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
+                u = u_all[:, :, n]
+                z, qz, hs = self._latents(model, u, generator)
+                if parallel:
+                    v_s = torch.maximum(self._decode(model, hs, z), floor[:, :, None])
+                else:
+                    q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
+                if qz is not None:
+                    kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
+            if parallel:
+                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
             means.append(q_n.mean[:, :, 0])
             variances.append(q_n.var[:, :, 0])
             priors.append(v_s)
-            if qz is not None:
-                kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
         q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
         prior_var = torch.stack(priors, 2)
         if fixed:

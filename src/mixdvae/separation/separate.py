@@ -57,19 +57,16 @@ class SeparationResult:
 
 
 def agreement_db(a: Tensor, b: Tensor) -> Tensor:
-    """How much two sets of source estimates agree: the mean over sources n of the SI-SDR of a_n
-    against b_n, each STFT read as one real vector (real and imaginary parts),
-
-        SI-SDR(a, b) = 10 log10(|alpha b|^2 / |alpha b - a|^2),   alpha = <a, b> / |b|^2.
+    """How much two sets of source estimates agree: the mean over sources n of the SI-SDR
+    (:func:`mixdvae.metrics.audio.si_sdr`) of a_n against b_n, each STFT read as one real vector
+    (real and imaginary parts).
 
     Shape: a, b (B, N, T, F) complex -> (B,)
     """
-    x = torch.view_as_real(a).flatten(2).double()  # (B, N, 2TF)
-    y = torch.view_as_real(b).flatten(2).double()
-    alpha = (x * y).sum(-1, keepdim=True) / (y * y).sum(-1, keepdim=True).clamp_min(1e-30)
-    target = alpha * y
-    ratio = (target * target).sum(-1).clamp_min(1e-30) / ((target - x) ** 2).sum(-1).clamp_min(1e-30)
-    return (10.0 * torch.log10(ratio)).mean(-1).to(a.real.dtype)
+    from mixdvae.metrics.audio import si_sdr
+
+    flat = lambda x: torch.view_as_real(x).flatten(2).double().cpu().numpy()  # noqa: E731  (B, N, 2TF)
+    return torch.as_tensor(si_sdr(flat(a), flat(b)).mean(-1), dtype=a.real.dtype, device=a.device)
 
 
 def chunk_starts(num_frames: int, chunk: int, overlap: int) -> list[int]:
