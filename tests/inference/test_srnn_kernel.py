@@ -9,6 +9,7 @@ from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.weights import load_weights, shipped_weights
 from mixdvae.errors import ConfigError
 from mixdvae.inference.dvae_prior import DVAEPriorOptions, DVAESourcePrior
+from mixdvae.inference.lgssm import gap_jump_weights
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -268,3 +269,90 @@ def test_detection_bias_options_are_checked(bad):
     kwargs = {"posterior": "kalman", **bad}
     with pytest.raises(ConfigError, match="kalman_bias"):
         DVAEPriorOptions(**kwargs)
+
+
+def _seen(pattern: str) -> torch.Tensor:
+    """Observation precisions from a pattern of frames: '#' a detection (precision 1e4 x (1 +- 10 %),
+    as assignments and box sizes vary), '.' none, '~' a detection only a fifth assigned."""
+    values = {"#": 1e4, ".": 0.0, "~": 2e3}
+    lam = torch.tensor([values[c] for c in pattern], dtype=torch.float64)
+    return lam * (1 + 0.1 * torch.sin(torch.arange(len(pattern), dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("pattern, jumps", [
+    ("##########.....###############", [10, 16]),  # a gap between long runs: into its first frame, and after it
+    ("##########~~~~~###############", [10, 16]),  # detections a fifth assigned count as missing
+    (".....#########################", []),  # a leading gap: extrapolated from the frames after it
+    ("####################..........", []),  # a trailing gap
+    ("##########..##...#############", []),  # gaps next to a run of two frames
+    ("#####.#####...#####", [5, 7, 11, 15]),  # two gaps between runs of 5 frames
+])
+def test_gap_jump_weights_free_the_steps_around_each_gap_between_long_runs(pattern, jumps):
+    lam = _seen(pattern)[None, None].expand(2, 4, -1)  # (M, D, T)
+    j = gap_jump_weights(lam, min_run=5)
+    want = torch.zeros(len(pattern), dtype=torch.float64)
+    want[jumps] = 1.0
+    torch.testing.assert_close(j, want.expand_as(j))
+
+
+def test_a_gap_is_crossed_in_a_straight_line(monkeypatch):
+    """A box walks right for 20 frames, is occluded for 10 during which it turns back, and walks left
+    for 20 (observed almost exactly, with a prior that predicts constant velocity): with
+    kalman_gap_std the track crosses the gap on the straight line between its last and first
+    boxes (within 0.05 box widths); without, it keeps going right into the gap and misses the line
+    by half a box width."""
+    model = load_weights(shipped_weights("motion_srnn"))
+    size = torch.tensor([0.05, 0.15, 0.05, 0.15], dtype=torch.float64)
+    T, gap = 50, slice(20, 30)
+    t = torch.arange(T, dtype=torch.float64)
+    x = torch.where(t < 25, 0.3 + 0.01 * t, 0.3 + 0.01 * (50 - t))  # turns back at t = 25
+    corner = torch.stack([x, torch.full_like(x, 0.4)], dim=-1)
+    o = torch.cat([corner, corner + size[:2]], dim=-1)[None, :, None, :]  # (1, T, 1, D)
+    prec = torch.full_like(o, 1e8)
+    prec[:, gap] = 0.0
+    info = prec * o
+    line = o[0, 19, 0, 0] + (o[0, 30, 0, 0] - o[0, 19, 0, 0]) * (t[gap] - 19) / 11
+    errors = {}
+    for std in (0.0, 0.5):
+        prior = _kalman_prior_after_e_steps(monkeypatch, model, o, prec, info, (0.01 * size) ** 2, 10, kalman_gap_std=std)
+        q, _ = prior.e_step(prec, info, Gauss(o, torch.full_like(o, 1e-6)))
+        errors[std] = float((q.mean[0, gap, 0, 0] - line).abs().max() / size[0])
+    assert errors[0.5] < 0.05, errors
+    assert errors[0.0] > 0.3, errors
+
+
+@pytest.mark.parametrize("bad", [{"kalman_gap_std": -0.1}, {"kalman_gap_std": 0.5, "posterior": "filter"}, {"kalman_gap_min_run": 0}])
+def test_gap_options_are_checked(bad):
+    kwargs = {"posterior": "kalman", **bad}
+    with pytest.raises(ConfigError, match="kalman_gap"):
+        DVAEPriorOptions(**kwargs)
+
+
+def test_the_vkf_prior_with_gap_std_crosses_a_gap_in_a_straight_line():
+    """The same walk as above under the constant-velocity (VKF) prior: gap_std draws the line."""
+    from mixdvae.inference.cv_prior import ConstantVelocityPrior, CVPriorOptions
+
+    size = torch.tensor([0.05, 0.15, 0.05, 0.15], dtype=torch.float64)
+    T, gap = 50, slice(20, 30)
+    t = torch.arange(T, dtype=torch.float64)
+    x = torch.where(t < 25, 0.3 + 0.01 * t, 0.3 + 0.01 * (50 - t))
+    corner = torch.stack([x, torch.full_like(x, 0.4)], dim=-1)
+    o = torch.cat([corner, corner + size[:2]], dim=-1)[None, :, None, :]  # (1, T, 1, D)
+    prec = torch.full_like(o, 1e8)
+    prec[:, gap] = 0.0
+    line = o[0, 19, 0, 0] + (o[0, 30, 0, 0] - o[0, 19, 0, 0]) * (t[gap] - 19) / 11
+    errors = {}
+    for std in (0.0, 0.5):
+        prior = ConstantVelocityPrior(o[:, 0], CVPriorOptions(gap_std=std))
+        q, elbo = prior.e_step(prec, prec * o, Gauss(o, torch.full_like(o, 1e-6)))
+        assert torch.isfinite(elbo).all()
+        errors[std] = float((q.mean[0, gap, 0, 0] - line).abs().max() / size[0])
+    assert errors[0.5] < 0.05 < 0.3 < errors[0.0], errors
+
+
+@pytest.mark.parametrize("bad", [{"gap_std": -1.0}, {"gap_min_run": 0}])
+def test_vkf_gap_options_are_checked(bad):
+    from mixdvae.inference.cv_prior import CVPriorOptions
+
+    with pytest.raises(ConfigError, match="gap_"):
+        CVPriorOptions(**bad)

@@ -7,6 +7,10 @@ E-S is exact: a Kalman smoother, so with exact E-W and M steps the ELBO never fa
 
 Scales are relative to each source's box size (w, h, w, h) at its anchor: q = (acc_std * size)^2,
 the initial position variance (init_std * size)^2 and velocity variance (vel_std * size)^2.
+``gap_std`` > 0 adds the velocity jumps around gaps in the detections of the DVAE prior's
+``kalman_gap_std`` (:func:`mixdvae.inference.lgssm.gap_jump_weights`); off in both presets (the
+VKF baseline is the plain constant-velocity model), there to measure what that rule does without a
+DVAE (docs/tracking.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch import Tensor
 from mixdvae.data.boxes import box_size
 from mixdvae.dvae.heads import Gauss
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_smoother
+from mixdvae.inference.lgssm import cv_smoother, gap_jump_weights
 
 __all__ = ["CVPriorOptions", "ConstantVelocityPrior"]
 
@@ -31,11 +35,17 @@ class CVPriorOptions:
     acc_std: float = 0.02
     init_std: float = 0.5
     vel_std: float = 0.2
+    gap_std: float = 0.0
+    gap_min_run: int = 5
 
     def __post_init__(self) -> None:
         for name in ("acc_std", "init_std", "vel_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"CVPriorOptions.{name} = {getattr(self, name)}: must be > 0")
+        if not self.gap_std >= 0:
+            raise ConfigError(f"CVPriorOptions.gap_std = {self.gap_std}: must be >= 0")
+        if not (isinstance(self.gap_min_run, int) and self.gap_min_run >= 1):
+            raise ConfigError(f"CVPriorOptions.gap_min_run = {self.gap_min_run!r}: must be an integer >= 1")
 
 
 class ConstantVelocityPrior:
@@ -59,9 +69,18 @@ class ConstantVelocityPrior:
         o = self.options
         lam = prec_msg.permute(0, 2, 3, 1)  # (B, T, N, D) -> (B, N, D, T)
         info = info_msg.permute(0, 2, 3, 1)
-        res = cv_smoother(
-            lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2
-        )
+        if o.gap_std > 0:
+            B, N, D, T = lam.shape
+            jump = gap_jump_weights(lam.reshape(B * N, D, T), o.gap_min_run).reshape(B, N, D, T)
+            step = jump * (o.gap_std * self.size[..., None]) ** 2
+            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731  (see DVAESourcePrior)
+            res = cv_smoother(wide(lam), wide(info), wide((o.acc_std * self.size) ** 2), wide(self.anchor),
+                              wide((o.init_std * self.size) ** 2), wide((o.vel_std * self.size) ** 2), q_step=wide(step))
+            res = type(res)(*(x.to(lam.dtype) for x in res))
+        else:
+            res = cv_smoother(
+                lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2
+            )
         m, v = res.mean_p, res.var_p
         # Centred form (exact in float32): with y = info / lam, the factor is
         # exp(-lam (p - y)^2 / 2) up to exp(info^2 / (2 lam)), which cancels between log Z and E_q.

@@ -25,7 +25,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother
+from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother, gap_jump_weights
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -84,6 +84,13 @@ class DVAEPriorOptions:
         kalman_bias_std: first value of the bias's stationary std, relative to the box size; it
             is re-estimated per window, source and coordinate by an M-step:
             sigma_b^2 = (E b_1^2 + sum_{t>1} E[(b_t - rho b_{t-1})^2] / (1 - rho^2)) / T.
+        kalman_gap_std: with ``kalman``, > 0 lets the velocity jump where a source's detections stop
+            and where they resume: a velocity change of std kalman_gap_std x box size is added to
+            the step into the first frame without a detection and to the step after the first
+            frame with one again (:func:`mixdvae.inference.lgssm.gap_jump_weights`), so an occluded stretch is crossed at
+            one velocity, the straight line between the boxes on either side, instead of carrying
+            the velocity from before the occlusion (benchmarks/tracking_gaps.py). Those steps are
+            left out of the step-noise M-step. 0: off.
     """
 
     sample_z: bool = False
@@ -102,6 +109,8 @@ class DVAEPriorOptions:
     kalman_noise_lag: int = 1
     kalman_bias_rho: float = 0.0
     kalman_bias_std: float = 0.02
+    kalman_gap_std: float = 0.0
+    kalman_gap_min_run: int = 5
 
     def __post_init__(self) -> None:
         if self.posterior not in ("filter", "kalman"):
@@ -119,6 +128,12 @@ class DVAEPriorOptions:
             raise ConfigError(f"DVAEPriorOptions.kalman_bias_rho = {self.kalman_bias_rho}: must be in [0, 1)")
         if not self.kalman_bias_std > 0:
             raise ConfigError(f"DVAEPriorOptions.kalman_bias_std = {self.kalman_bias_std}: must be > 0")
+        if not self.kalman_gap_std >= 0:
+            raise ConfigError(f"DVAEPriorOptions.kalman_gap_std = {self.kalman_gap_std}: must be >= 0")
+        if not (isinstance(self.kalman_gap_min_run, int) and self.kalman_gap_min_run >= 1):
+            raise ConfigError(f"DVAEPriorOptions.kalman_gap_min_run = {self.kalman_gap_min_run!r}: must be an integer >= 1")
+        if self.kalman_gap_std > 0 and self.posterior != "kalman":
+            raise ConfigError("DVAEPriorOptions.kalman_gap_std needs posterior = 'kalman'")
         if self.kalman_bias_rho > 0 and self.posterior != "kalman":
             raise ConfigError("DVAEPriorOptions.kalman_bias_rho needs posterior = 'kalman'")
         if self.ez_steps < 0:
@@ -333,8 +348,12 @@ class DVAESourcePrior:
         # floor (a step std of 0.6 box sizes per frame with the default floor: "unknown" in practice,
         # as where the DVAE meets motion unlike its training data), which keeps float32 exact enough.
         q_floor = (opts.kalman_acc_std * size) ** 2  # (BN, D)
-        step_var = torch.minimum(step_var, 1e3 * q_floor[..., None])
         lam, inf = prec.transpose(1, 2), info.transpose(1, 2)  # (BN, D, T)
+        jump = None
+        if opts.kalman_gap_std > 0:
+            jump = gap_jump_weights(lam, opts.kalman_gap_min_run)  # (BN, D, T)
+            step_var = step_var + jump * (opts.kalman_gap_std * size[..., None]) ** 2
+        step_var = torch.minimum(step_var, 1e3 * q_floor[..., None])
         rho_b = opts.kalman_bias_rho
         if rho_b > 0:
             if bias_var is None:
@@ -343,8 +362,13 @@ class DVAESourcePrior:
                                    (opts.kalman_vel_std * size) ** 2, bias_var, rho_b, offset=offset, q_step=step_var)
             m, v = res.mean_y, res.var_y
         else:
-            res = cv_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2,
-                              (opts.kalman_vel_std * size) ** 2, offset=offset, q_step=step_var)
+            # float64 (where the device has it): the velocity jumps of kalman_gap_std make the
+            # predicted covariances ill-conditioned enough (step variance up to 1e3 x the floor) for
+            # float32 rounding to show in the ELBO at 1e-4
+            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
+            res = cv_smoother(wide(lam), wide(inf), wide(q_floor), wide(first), wide((opts.kalman_init_std * size) ** 2),
+                              wide((opts.kalman_vel_std * size) ** 2), offset=wide(offset), q_step=wide(step_var))
+            res = type(res)(*(x.to(lam.dtype) for x in res))
             m, v = res.mean_p, res.var_p
         step_extra = None
         if opts.kalman_learn_noise and T > 1:
@@ -354,7 +378,12 @@ class DVAESourcePrior:
             if L == 1:
                 du = res.mean_v[..., 1:] - res.mean_v[..., :-1] - offset[..., 1:]
                 u2 = du ** 2 + res.var_v[..., 1:] + res.var_v[..., :-1] - 2 * res.lag_cov_v[..., 1:]
-                step_extra = (u2 - q_floor[..., None] - dvae_var).mean(-1).clamp_min(0.0)
+                excess = u2 - q_floor[..., None] - dvae_var
+                if jump is None:
+                    step_extra = excess.mean(-1).clamp_min(0.0)
+                else:  # the steps where the velocity may jump say nothing about the step noise
+                    keep = (1.0 - jump[..., 1:]).clamp_min(0.0)
+                    step_extra = ((keep * excess).sum(-1) / keep.sum(-1).clamp_min(1e-6)).clamp_min(0.0)
             else:
                 step_extra = _lagged_step_variance(res, offset, dvae_var, q_floor, L)
             step_extra = torch.maximum(step_extra, (1e-3 * size) ** 2).clamp_max(size ** 2)  # (BN, D)

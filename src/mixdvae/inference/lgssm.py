@@ -28,6 +28,10 @@ dtype of ``lam``.
 :func:`cv_bias_smoother` is the same model with a third state per coordinate, an AR(1) detection
 bias b_t observed with p_t (the factors g_t are on p_t + b_t), in batched 3x3 algebra (the
 ``kalman_bias_rho`` option of the DVAE prior).
+
+:func:`gap_jump_weights` marks the steps around gaps in a source's detections where the velocity
+may jump (a ``q_step`` of either smoother): the ``kalman_gap_std`` option of the DVAE prior and
+``gap_std`` of the VKF prior.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from torch import Tensor
 
 from mixdvae.errors import NumericalError
 
-__all__ = ["BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov"]
+__all__ = ["BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov", "gap_jump_weights"]
 
 
 class SmootherResult(NamedTuple):
@@ -415,3 +419,42 @@ def cv_bias_smoother(
         if not bool(torch.isfinite(value).all()):
             raise NumericalError(f"cv_bias_smoother: {name} has non-finite values")
     return result
+
+
+def gap_jump_weights(lam: Tensor, min_run: int = 5) -> Tensor:
+    """Where a source's velocity may jump (``kalman_gap_std``, ``gap_std``): for every gap (frames t0..t1 without
+    a detection) between two runs of at least ``min_run`` frames with one, 1 at the step into t0 (the
+    gap's first frame) and at the step into t1 + 2 (the one after the first frame seen again), else
+    0. The steps through such a gap then share one velocity (the straight line between the boxes on
+    either side), and the velocity after it is drawn from the frames after it only. A gap at either
+    end of the window, or next to a short run, keeps the velocity of its neighbours: a short run
+    tells too little about the velocity to draw a line from or extrapolate from.
+
+    Whether the source has a detection in frame t is c_t = [lam_t > lam_med / 2]: its observation
+    precision lam_t = sum_k r_tkn / Phi_tk against its median lam_med over the frames with one.
+
+    Shape: lam (M, D, T) -> (M, D, T)
+    """
+    ref = torch.where(lam > 0, lam, torch.full_like(lam, float("nan"))).nanmedian(dim=-1, keepdim=True).values
+    ref = torch.nan_to_num(ref, nan=1.0).clamp_min(1e-30)
+    seen = lam > 0.5 * ref  # c_t, (M, D, T)
+    T = seen.shape[-1]
+    t = torch.arange(T, device=lam.device).expand_as(seen)
+    # frames seen in a row up to t (before) and from t on (after), from the last unseen frame at or
+    # before t and the next at or after t; prev / nxt: the length of the last run that ended at or
+    # before t / of the next one that starts at or after t (0 if none)
+    last_unseen = torch.cummax(torch.where(seen, -1, t), -1).values
+    next_unseen = T - 1 - torch.cummax(torch.where(seen, -1, T - 1 - t).flip(-1), -1).values.flip(-1)
+    before = torch.where(seen, t - last_unseen, 0)
+    after = torch.where(seen, next_unseen - t, 0)
+    last_seen = torch.cummax(torch.where(seen, t, -1), -1).values
+    next_seen = T - 1 - torch.cummax(torch.where(seen, T - 1 - t, -1).flip(-1), -1).values.flip(-1)
+    prev = torch.where(last_seen >= 0, before.gather(-1, last_seen.clamp_min(0)), 0)
+    nxt = torch.where(next_seen < T, after.gather(-1, next_seen.clamp_max(T - 1)), 0)
+    c = seen.to(lam.dtype)
+    j = torch.zeros_like(c)
+    # a gap starts at t after a long run and ends before a long run
+    j[..., 1:] = c[..., :-1] * (1 - c[..., 1:]) * (before[..., :-1] >= min_run) * (nxt[..., 1:] >= min_run)
+    # a gap ended at t - 2 (frame t - 1 seen again), between two long runs: the step into t is free
+    j[..., 2:] += (1 - c[..., :-2]) * c[..., 1:-1] * (after[..., 1:-1] >= min_run) * (prev[..., :-2] >= min_run)
+    return j.clamp_max(1.0)
