@@ -280,12 +280,12 @@ def _seen(pattern: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("pattern, jumps", [
-    ("##########.....###############", [10, 16]),  # a gap between long runs: into its first frame, and after it
-    ("##########~~~~~###############", [10, 16]),  # detections a fifth assigned count as missing
+    ("##########.....###############", [9, 15]),  # a gap between long runs: its last frame before, first after
+    ("##########~~~~~###############", [9, 15]),  # detections a fifth assigned count as missing
     (".....#########################", []),  # a leading gap: extrapolated from the frames after it
     ("####################..........", []),  # a trailing gap
     ("##########..##...#############", []),  # gaps next to a run of two frames
-    ("#####.#####...#####", [5, 7, 11, 15]),  # two gaps between runs of 5 frames
+    ("#####.#####...#####", [4, 6, 10, 14]),  # two gaps between runs of 5 frames
 ])
 def test_gap_jump_weights_free_the_steps_around_each_gap_between_long_runs(pattern, jumps):
     lam = _seen(pattern)[None, None].expand(2, 4, -1)  # (M, D, T)
@@ -321,7 +321,8 @@ def test_a_gap_is_crossed_in_a_straight_line(monkeypatch):
     assert errors[0.0] > 0.3, errors
 
 
-@pytest.mark.parametrize("bad", [{"kalman_gap_std": -0.1}, {"kalman_gap_std": 0.5, "posterior": "filter"}, {"kalman_gap_min_run": 0}])
+@pytest.mark.parametrize("bad", [{"kalman_gap_std": -0.1}, {"kalman_gap_std": 0.5, "posterior": "filter"}, {"kalman_gap_min_run": 0},
+                                 {"kalman_gap_std": 0.5, "kalman_bias_rho": 0.5}])
 def test_gap_options_are_checked(bad):
     kwargs = {"posterior": "kalman", **bad}
     with pytest.raises(ConfigError, match="kalman_gap"):

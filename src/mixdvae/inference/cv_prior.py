@@ -70,12 +70,10 @@ class ConstantVelocityPrior:
         lam = prec_msg.permute(0, 2, 3, 1)  # (B, T, N, D) -> (B, N, D, T)
         info = info_msg.permute(0, 2, 3, 1)
         if o.gap_std > 0:
-            B, N, D, T = lam.shape
-            jump = gap_jump_weights(lam.reshape(B * N, D, T), o.gap_min_run).reshape(B, N, D, T)
-            step = jump * (o.gap_std * self.size[..., None]) ** 2
+            jump = gap_jump_weights(lam, o.gap_min_run)  # (B, N, D, T)
             wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731  (see DVAESourcePrior)
-            res = cv_smoother(wide(lam), wide(info), wide((o.acc_std * self.size) ** 2), wide(self.anchor),
-                              wide((o.init_std * self.size) ** 2), wide((o.vel_std * self.size) ** 2), q_step=wide(step))
+            args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
+            res = cv_smoother(*map(wide, args), v_step=wide(jump * (o.gap_std * self.size[..., None]) ** 2))
             res = type(res)(*(x.to(lam.dtype) for x in res))
         else:
             res = cv_smoother(

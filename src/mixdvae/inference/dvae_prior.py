@@ -25,7 +25,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother, gap_jump_weights
+from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother, detected_frames, gap_jumps
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -85,12 +85,13 @@ class DVAEPriorOptions:
             is re-estimated per window, source and coordinate by an M-step:
             sigma_b^2 = (E b_1^2 + sum_{t>1} E[(b_t - rho b_{t-1})^2] / (1 - rho^2)) / T.
         kalman_gap_std: with ``kalman``, > 0 lets the velocity jump where a source's detections stop
-            and where they resume: a velocity change of std kalman_gap_std x box size is added to
-            the step into the first frame without a detection and to the step after the first
-            frame with one again (:func:`mixdvae.inference.lgssm.gap_jump_weights`), so an occluded stretch is crossed at
-            one velocity, the straight line between the boxes on either side, instead of carrying
-            the velocity from before the occlusion (benchmarks/tracking_gaps.py). Those steps are
-            left out of the step-noise M-step. 0: off.
+            and where they resume: a velocity change of std kalman_gap_std x box size at the last
+            frame with a detection before a gap and at the first one after it
+            (:func:`mixdvae.inference.lgssm.gap_jump_weights`, the ``v_step`` of the smoother), so
+            an occluded stretch is crossed at one velocity, the straight line between the boxes on
+            either side, instead of carrying the velocity from before the occlusion
+            (benchmarks/tracking_gaps.py). Those frames are left out of the step-noise M-step.
+            0: off. Not with ``kalman_bias_rho``.
     """
 
     sample_z: bool = False
@@ -132,8 +133,8 @@ class DVAEPriorOptions:
             raise ConfigError(f"DVAEPriorOptions.kalman_gap_std = {self.kalman_gap_std}: must be >= 0")
         if not (isinstance(self.kalman_gap_min_run, int) and self.kalman_gap_min_run >= 1):
             raise ConfigError(f"DVAEPriorOptions.kalman_gap_min_run = {self.kalman_gap_min_run!r}: must be an integer >= 1")
-        if self.kalman_gap_std > 0 and self.posterior != "kalman":
-            raise ConfigError("DVAEPriorOptions.kalman_gap_std needs posterior = 'kalman'")
+        if self.kalman_gap_std > 0 and (self.posterior != "kalman" or self.kalman_bias_rho > 0):
+            raise ConfigError("DVAEPriorOptions.kalman_gap_std needs posterior = 'kalman' and no kalman_bias_rho")
         if self.kalman_bias_rho > 0 and self.posterior != "kalman":
             raise ConfigError("DVAEPriorOptions.kalman_bias_rho needs posterior = 'kalman'")
         if self.ez_steps < 0:
@@ -173,6 +174,9 @@ class DVAESourcePrior:
         self._step_extra: tuple[Tensor, Tensor] | None = None
         # kalman_bias_rho: (returned q(y) mean, smoothed s means (BN, T, D), learned bias variance (BN, D))
         self._bias: tuple[Tensor, Tensor, Tensor] | None = None
+        # kalman_gap_std: (frames with a detection (BN, D, T), their jump weights) of the last E-S; the
+        # next recomputes the rows whose detected frames changed (a few per iteration)
+        self._gaps: tuple[Tensor, Tensor] | None = None
 
     def with_anchor(self, anchor: Tensor) -> "DVAESourcePrior":
         return DVAESourcePrior(self.model, self.options, anchor, self.fused or False)
@@ -349,11 +353,22 @@ class DVAESourcePrior:
         # as where the DVAE meets motion unlike its training data), which keeps float32 exact enough.
         q_floor = (opts.kalman_acc_std * size) ** 2  # (BN, D)
         lam, inf = prec.transpose(1, 2), info.transpose(1, 2)  # (BN, D, T)
-        jump = None
-        if opts.kalman_gap_std > 0:
-            jump = gap_jump_weights(lam, opts.kalman_gap_min_run)  # (BN, D, T)
-            step_var = step_var + jump * (opts.kalman_gap_std * size[..., None]) ** 2
         step_var = torch.minimum(step_var, 1e3 * q_floor[..., None])
+        jump, jump_var = None, None
+        if opts.kalman_gap_std > 0:
+            seen = detected_frames(lam)  # (BN, D, T)
+            cached = self._gaps
+            if cached is None or cached[0].shape != seen.shape:
+                jump = gap_jumps(seen, opts.kalman_gap_min_run).to(lam.dtype)
+            else:  # recompute only the rows whose detected frames changed (a few per iteration)
+                rows = (cached[0] != seen).any(-1).reshape(-1).nonzero().squeeze(1)
+                jump = cached[1]
+                if rows.numel() > 0:
+                    jump = jump.reshape(-1, T).clone()
+                    jump[rows] = gap_jumps(seen.reshape(-1, T)[rows], opts.kalman_gap_min_run).to(lam.dtype)
+                    jump = jump.reshape(seen.shape)
+            self._gaps = (seen, jump)
+            jump_var = jump * (opts.kalman_gap_std * size[..., None]) ** 2
         rho_b = opts.kalman_bias_rho
         if rho_b > 0:
             if bias_var is None:
@@ -362,13 +377,15 @@ class DVAESourcePrior:
                                    (opts.kalman_vel_std * size) ** 2, bias_var, rho_b, offset=offset, q_step=step_var)
             m, v = res.mean_y, res.var_y
         else:
-            # float64 (where the device has it): the velocity jumps of kalman_gap_std make the
-            # predicted covariances ill-conditioned enough (step variance up to 1e3 x the floor) for
-            # float32 rounding to show in the ELBO at 1e-4
-            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
-            res = cv_smoother(wide(lam), wide(inf), wide(q_floor), wide(first), wide((opts.kalman_init_std * size) ** 2),
-                              wide((opts.kalman_vel_std * size) ** 2), offset=wide(offset), q_step=wide(step_var))
-            res = type(res)(*(x.to(lam.dtype) for x in res))
+            args = (lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2, (opts.kalman_vel_std * size) ** 2)
+            if jump_var is None:
+                res = cv_smoother(*args, offset=offset, q_step=step_var)
+            else:
+                # float64 where the device has it (not MPS): after a velocity jump the smoother's
+                # float32 rounding reaches 1e-4 of the ELBO, the size of the per-window stop's tolerance
+                wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
+                res = cv_smoother(*map(wide, args), offset=wide(offset), q_step=wide(step_var), v_step=wide(jump_var))
+                res = type(res)(*(x.to(lam.dtype) for x in res))
             m, v = res.mean_p, res.var_p
         step_extra = None
         if opts.kalman_learn_noise and T > 1:
