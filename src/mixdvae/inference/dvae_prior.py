@@ -378,7 +378,7 @@ class DVAESourcePrior:
             m, v = res.mean_y, res.var_y
         else:
             args = (lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2, (opts.kalman_vel_std * size) ** 2)
-            if jump_var is None:
+            if jump is None or not bool(jump.any()):
                 res = cv_smoother(*args, offset=offset, q_step=step_var)
             else:
                 # float64 where the device has it (not MPS): after a velocity jump the smoother's
