@@ -1,5 +1,5 @@
 """The gap rule of the tracking `default` (`[tracking.dvae] kalman_gap_std`, docs/tracking.md "Gaps
-crossed in a straight line"): MOTA (FP) of its variants and of VKF with and without the same rule
+crossed in a straight line"): MOTA / MOTP (FP) of its variants and of VKF with and without the same rule
 (`[tracking.cv] gap_std`) on the tuning sets (synthetic 3-source windows of seeds 11 and 12, 64 x
 T = 60; MOT17 windows, simulated detector) and on MOT15 (public detections). The window files are
 those of `mixdvae bench tracking --cache-dir DIR` (128 windows per set, the benchmark's subset).
@@ -30,13 +30,15 @@ def variants():
     cv = lambda **kw: ("vkf", R(DEFAULT, cv=R(DEFAULT.cv, **kw)))  # noqa: E731
     return [
         ("MixDVAE, no gap rule (stop-14 default)", dvae(kalman_gap_std=0.0)),
-        ("MixDVAE, gap std 0.1, runs >= 5", dvae(kalman_gap_std=0.1)),
-        ("MixDVAE, gap std 0.3, runs >= 5", dvae(kalman_gap_std=0.3)),
-        ("MixDVAE, gap std 0.5, runs >= 5", dvae(kalman_gap_std=0.5, kalman_gap_min_run=5)),
-        ("MixDVAE, gap std 0.5, runs >= 3", dvae(kalman_gap_std=0.5, kalman_gap_min_run=3)),
-        ("MixDVAE, gap std 0.5, runs >= 8", dvae(kalman_gap_std=0.5, kalman_gap_min_run=8)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 1", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=1)),
+        ("MixDVAE, gap std 0.1, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.1, kalman_gap_min_gap=2)),
+        ("MixDVAE, gap std 0.3, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.3, kalman_gap_min_gap=2)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=5, kalman_gap_min_gap=2)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 3", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=3)),
+        ("MixDVAE, gap std 0.5, runs >= 3, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=3, kalman_gap_min_gap=2)),
+        ("MixDVAE, gap std 0.5, runs >= 8, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=8, kalman_gap_min_gap=2)),
         ("VKF", cv(gap_std=0.0)),
-        ("VKF, gap std 0.5, runs >= 5", cv(gap_std=0.5)),
+        ("VKF, gap std 0.5, runs >= 5, gaps >= 2", cv(gap_std=0.5, gap_min_gap=2)),
     ]
 
 
@@ -58,7 +60,7 @@ def main() -> int:
         cells = []
         for ws in sets.values():
             score = evaluate_windows(track_windows(ws, method, config).boxes, ws.gt, protocol="standard").overall
-            cells.append(f"{score['MOTA']:.2f} ({score['FP']})")
+            cells.append(f"{score['MOTA']:.2f} / {score['MOTP']:.2f} ({score['FP']})")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -279,17 +279,18 @@ def _seen(pattern: str) -> torch.Tensor:
     return lam * (1 + 0.1 * torch.sin(torch.arange(len(pattern), dtype=torch.float64)))
 
 
-@pytest.mark.parametrize("pattern, jumps", [
-    ("##########.....###############", [9, 15]),  # a gap between long runs: its last frame before, first after
-    ("##########~~~~~###############", [9, 15]),  # detections a fifth assigned count as missing
-    (".....#########################", []),  # a leading gap: extrapolated from the frames after it
-    ("####################..........", []),  # a trailing gap
-    ("##########..##...#############", []),  # gaps next to a run of two frames
-    ("#####.#####...#####", [4, 6, 10, 14]),  # two gaps between runs of 5 frames
+@pytest.mark.parametrize("pattern, jumps, min_gap", [
+    ("##########.....###############", [9, 15], 1),  # a gap between long runs: its last frame before, first after
+    ("##########~~~~~###############", [9, 15], 1),  # detections a fifth assigned count as missing
+    (".....#########################", [], 1),  # a leading gap: extrapolated from the frames after it
+    ("####################..........", [], 1),  # a trailing gap
+    ("##########..##...#############", [], 1),  # gaps next to a run of two frames
+    ("#####.#####...#####", [4, 6, 10, 14], 1),  # two gaps between runs of 5 frames
+    ("#####.#####...#####", [10, 14], 2),  # ... of which one of 2 frames or more
 ])
-def test_gap_jump_weights_free_the_steps_around_each_gap_between_long_runs(pattern, jumps):
+def test_gap_jump_weights_free_the_steps_around_each_gap_between_long_runs(pattern, jumps, min_gap):
     lam = _seen(pattern)[None, None].expand(2, 4, -1)  # (M, D, T)
-    j = gap_jump_weights(lam, min_run=5)
+    j = gap_jump_weights(lam, min_run=5, min_gap=min_gap)
     want = torch.zeros(len(pattern), dtype=torch.float64)
     want[jumps] = 1.0
     torch.testing.assert_close(j, want.expand_as(j))
@@ -322,6 +323,7 @@ def test_a_gap_is_crossed_in_a_straight_line(monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [{"kalman_gap_std": -0.1}, {"kalman_gap_std": 0.5, "posterior": "filter"}, {"kalman_gap_min_run": 0},
+                                 {"kalman_gap_min_gap": 0},
                                  {"kalman_gap_std": 0.5, "kalman_bias_rho": 0.5}])
 def test_gap_options_are_checked(bad):
     kwargs = {"posterior": "kalman", **bad}
@@ -351,7 +353,7 @@ def test_the_vkf_prior_with_gap_std_crosses_a_gap_in_a_straight_line():
     assert errors[0.5] < 0.05 < 0.3 < errors[0.0], errors
 
 
-@pytest.mark.parametrize("bad", [{"gap_std": -1.0}, {"gap_min_run": 0}])
+@pytest.mark.parametrize("bad", [{"gap_std": -1.0}, {"gap_min_run": 0}, {"gap_min_gap": 0}])
 def test_vkf_gap_options_are_checked(bad):
     from mixdvae.inference.cv_prior import CVPriorOptions
 

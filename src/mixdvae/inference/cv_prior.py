@@ -37,6 +37,7 @@ class CVPriorOptions:
     vel_std: float = 0.2
     gap_std: float = 0.0
     gap_min_run: int = 5
+    gap_min_gap: int = 1
 
     def __post_init__(self) -> None:
         for name in ("acc_std", "init_std", "vel_std"):
@@ -44,8 +45,9 @@ class CVPriorOptions:
                 raise ConfigError(f"CVPriorOptions.{name} = {getattr(self, name)}: must be > 0")
         if not self.gap_std >= 0:
             raise ConfigError(f"CVPriorOptions.gap_std = {self.gap_std}: must be >= 0")
-        if not (isinstance(self.gap_min_run, int) and self.gap_min_run >= 1):
-            raise ConfigError(f"CVPriorOptions.gap_min_run = {self.gap_min_run!r}: must be an integer >= 1")
+        for name in ("gap_min_run", "gap_min_gap"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ConfigError(f"CVPriorOptions.{name} = {getattr(self, name)!r}: must be an integer >= 1")
 
 
 class ConstantVelocityPrior:
@@ -70,7 +72,7 @@ class ConstantVelocityPrior:
         lam = prec_msg.permute(0, 2, 3, 1)  # (B, T, N, D) -> (B, N, D, T)
         info = info_msg.permute(0, 2, 3, 1)
         if o.gap_std > 0:
-            jump = gap_jump_weights(lam, o.gap_min_run)  # (B, N, D, T)
+            jump = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap)  # (B, N, D, T)
             wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731  (see DVAESourcePrior)
             args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
             res = cv_smoother(*map(wide, args), v_step=wide(jump * (o.gap_std * self.size[..., None]) ** 2))

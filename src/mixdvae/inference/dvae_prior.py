@@ -112,6 +112,7 @@ class DVAEPriorOptions:
     kalman_bias_std: float = 0.02
     kalman_gap_std: float = 0.0
     kalman_gap_min_run: int = 5
+    kalman_gap_min_gap: int = 1
 
     def __post_init__(self) -> None:
         if self.posterior not in ("filter", "kalman"):
@@ -131,8 +132,9 @@ class DVAEPriorOptions:
             raise ConfigError(f"DVAEPriorOptions.kalman_bias_std = {self.kalman_bias_std}: must be > 0")
         if not self.kalman_gap_std >= 0:
             raise ConfigError(f"DVAEPriorOptions.kalman_gap_std = {self.kalman_gap_std}: must be >= 0")
-        if not (isinstance(self.kalman_gap_min_run, int) and self.kalman_gap_min_run >= 1):
-            raise ConfigError(f"DVAEPriorOptions.kalman_gap_min_run = {self.kalman_gap_min_run!r}: must be an integer >= 1")
+        for name in ("kalman_gap_min_run", "kalman_gap_min_gap"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ConfigError(f"DVAEPriorOptions.{name} = {getattr(self, name)!r}: must be an integer >= 1")
         if self.kalman_gap_std > 0 and (self.posterior != "kalman" or self.kalman_bias_rho > 0):
             raise ConfigError("DVAEPriorOptions.kalman_gap_std needs posterior = 'kalman' and no kalman_bias_rho")
         if self.kalman_bias_rho > 0 and self.posterior != "kalman":
@@ -359,13 +361,14 @@ class DVAESourcePrior:
             seen = detected_frames(lam)  # (BN, D, T)
             cached = self._gaps
             if cached is None or cached[0].shape != seen.shape:
-                jump = gap_jumps(seen, opts.kalman_gap_min_run).to(lam.dtype)
+                jump = gap_jumps(seen, opts.kalman_gap_min_run, opts.kalman_gap_min_gap).to(lam.dtype)
             else:  # recompute only the rows whose detected frames changed (a few per iteration)
                 rows = (cached[0] != seen).any(-1).reshape(-1).nonzero().squeeze(1)
                 jump = cached[1]
                 if rows.numel() > 0:
                     jump = jump.reshape(-1, T).clone()
-                    jump[rows] = gap_jumps(seen.reshape(-1, T)[rows], opts.kalman_gap_min_run).to(lam.dtype)
+                    jump[rows] = gap_jumps(seen.reshape(-1, T)[rows], opts.kalman_gap_min_run,
+                                           opts.kalman_gap_min_gap).to(lam.dtype)
                     jump = jump.reshape(seen.shape)
             self._gaps = (seen, jump)
             jump_var = jump * (opts.kalman_gap_std * size[..., None]) ** 2

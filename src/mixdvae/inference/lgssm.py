@@ -428,10 +428,10 @@ def cv_bias_smoother(
     return result
 
 
-def gap_jump_weights(lam: Tensor, min_run: int = 5) -> Tensor:
+def gap_jump_weights(lam: Tensor, min_run: int = 5, min_gap: int = 1) -> Tensor:
     """Where a source's velocity may jump (``kalman_gap_std``, ``gap_std``; the ``v_step`` of
-    :func:`cv_smoother`): for every gap (frames t0..t1 without a detection) between two runs of at
-    least ``min_run`` frames with one, 1 at t0 - 1 (the last frame seen before the gap: the velocity
+    :func:`cv_smoother`): for every gap (frames t0..t1 without a detection) of at least ``min_gap``
+    frames between two runs of at least ``min_run`` frames with one, 1 at t0 - 1 (the last frame seen before the gap: the velocity
     that carries its box into the gap is new) and at t1 + 1 (the first frame seen after it: the
     velocity that carries its box on is new), else 0. The steps through such a gap then share one
     velocity (the straight line between the boxes on either side), and the velocity after it is
@@ -446,7 +446,7 @@ def gap_jump_weights(lam: Tensor, min_run: int = 5) -> Tensor:
 
     Shape: lam (..., T) -> (..., T)
     """
-    return gap_jumps(detected_frames(lam), min_run).to(lam.dtype)
+    return gap_jumps(detected_frames(lam), min_run, min_gap).to(lam.dtype)
 
 
 def detected_frames(lam: Tensor) -> Tensor:
@@ -461,7 +461,7 @@ def detected_frames(lam: Tensor) -> Tensor:
     return lam > 0.5 * ref
 
 
-def gap_jumps(seen: Tensor, min_run: int = 5) -> Tensor:
+def gap_jumps(seen: Tensor, min_run: int = 5, min_gap: int = 1) -> Tensor:
     """The jump weights of :func:`gap_jump_weights` from the frames with a detection.
 
     Shape: seen (..., T) bool -> (..., T) float32
@@ -482,8 +482,10 @@ def gap_jumps(seen: Tensor, min_run: int = 5) -> Tensor:
     nxt = torch.where(next_seen < T, after.gather(-1, next_seen.clamp_max(T - 1)), 0)
     c = seen.to(torch.float32)
     j = torch.zeros_like(c)
-    # frame t is seen, t + 1 is not (a gap starts), after a long run and before another
-    j[..., :-1] = c[..., :-1] * (1 - c[..., 1:]) * (before[..., :-1] >= min_run) * (nxt[..., 1:] >= min_run)
-    # frame t is seen, t - 1 is not (a gap ended), before a long run and after another
-    j[..., 1:] += (1 - c[..., :-1]) * c[..., 1:] * (after[..., 1:] >= min_run) * (prev[..., :-1] >= min_run)
+    # frame t is seen, t + 1 is not (a gap of next_seen - t - 1 frames starts), after a long run and before another
+    j[..., :-1] = (c[..., :-1] * (1 - c[..., 1:]) * (before[..., :-1] >= min_run) * (nxt[..., 1:] >= min_run)
+                   * (next_seen[..., 1:] - t[..., :-1] - 1 >= min_gap))
+    # frame t is seen, t - 1 is not (a gap of t - last_seen - 1 frames ended), before a long run and after another
+    j[..., 1:] += ((1 - c[..., :-1]) * c[..., 1:] * (after[..., 1:] >= min_run) * (prev[..., :-1] >= min_run)
+                   * (t[..., 1:] - last_seen[..., :-1] - 1 >= min_gap))
     return j.clamp_max(1.0).reshape(shape)
