@@ -71,16 +71,14 @@ class ConstantVelocityPrior:
         o = self.options
         lam = prec_msg.permute(0, 2, 3, 1)  # (B, T, N, D) -> (B, N, D, T)
         info = info_msg.permute(0, 2, 3, 1)
-        if o.gap_std > 0:
-            jump = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap)  # (B, N, D, T)
-            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731  (see DVAESourcePrior)
-            args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
+        args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
+        jump = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap) if o.gap_std > 0 else None  # (B, N, D, T)
+        if jump is None or not bool(jump.any()):
+            res = cv_smoother(*args)
+        else:  # float64 as in DVAESourcePrior (not on MPS, which has none)
+            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
             res = cv_smoother(*map(wide, args), v_step=wide(jump * (o.gap_std * self.size[..., None]) ** 2))
             res = type(res)(*(x.to(lam.dtype) for x in res))
-        else:
-            res = cv_smoother(
-                lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2
-            )
         m, v = res.mean_p, res.var_p
         # Centred form (exact in float32): with y = info / lam, the factor is
         # exp(-lam (p - y)^2 / 2) up to exp(info^2 / (2 lam)), which cancels between log Z and E_q.

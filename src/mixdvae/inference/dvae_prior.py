@@ -384,8 +384,9 @@ class DVAESourcePrior:
             if jump is None or not bool(jump.any()):
                 res = cv_smoother(*args, offset=offset, q_step=step_var)
             else:
-                # float64 where the device has it (not MPS): after a velocity jump the smoother's
-                # float32 rounding reaches 1e-4 of the ELBO, the size of the per-window stop's tolerance
+                # float64 where the device has it (not MPS): with the jumps' free velocities the loop
+                # carries float32 rounding to 1e-4 of the ELBO, the size of the per-window stop's
+                # tolerance (docs/tracking.md)
                 wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
                 res = cv_smoother(*map(wide, args), offset=wide(offset), q_step=wide(step_var), v_step=wide(jump_var))
                 res = type(res)(*(x.to(lam.dtype) for x in res))

@@ -29,9 +29,9 @@ dtype of ``lam``.
 bias b_t observed with p_t (the factors g_t are on p_t + b_t), in batched 3x3 algebra (the
 ``kalman_bias_rho`` option of the DVAE prior).
 
-:func:`gap_jump_weights` marks the steps around gaps in a source's detections where the velocity
-may jump (a ``q_step`` of either smoother): the ``kalman_gap_std`` option of the DVAE prior and
-``gap_std`` of the VKF prior.
+:func:`gap_jump_weights` marks the frames around gaps in a source's detections where the velocity
+may jump (the ``v_step`` of :func:`cv_smoother`): the ``kalman_gap_std`` option of the DVAE prior
+and ``gap_std`` of the VKF prior.
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ from torch import Tensor
 
 from mixdvae.errors import NumericalError
 
-__all__ = ["BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov", "detected_frames", "gap_jump_weights", "gap_jumps"]
+__all__ = [
+    "BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov", "detected_frames",
+    "gap_jump_weights", "gap_jumps",
+]
 
 
 class SmootherResult(NamedTuple):
@@ -431,13 +434,13 @@ def cv_bias_smoother(
 def gap_jump_weights(lam: Tensor, min_run: int = 5, min_gap: int = 1) -> Tensor:
     """Where a source's velocity may jump (``kalman_gap_std``, ``gap_std``; the ``v_step`` of
     :func:`cv_smoother`): for every gap (frames t0..t1 without a detection) of at least ``min_gap``
-    frames between two runs of at least ``min_run`` frames with one, 1 at t0 - 1 (the last frame seen before the gap: the velocity
-    that carries its box into the gap is new) and at t1 + 1 (the first frame seen after it: the
-    velocity that carries its box on is new), else 0. The steps through such a gap then share one
-    velocity (the straight line between the boxes on either side), and the velocity after it is
-    drawn from the frames after it only. A gap at either end of the window, or next to a short run,
-    keeps the velocity of its neighbours: a short run tells too little about the velocity to draw a
-    line from or extrapolate from.
+    frames between two runs of at least ``min_run`` frames with one, 1 at t0 - 1 (the last frame
+    seen before the gap: the velocity that carries its box into the gap is new) and at t1 + 1 (the
+    first frame seen after it: the velocity that carries its box on is new), else 0. The steps
+    through such a gap then share one velocity (the straight line between the boxes on either
+    side), and the velocity after it is drawn from the frames after it only. A gap at either end of
+    the window, or next to a short run, keeps the velocity of its neighbours: a short run tells too
+    little about the velocity to draw a line from or extrapolate from.
 
     Whether the source has a detection in frame t is c_t = [lam_t > lam_med / 2], per box coordinate:
     its observation precision lam_t = sum_k r_tkn / Phi_tk against its median lam_med over the frames
@@ -482,10 +485,10 @@ def gap_jumps(seen: Tensor, min_run: int = 5, min_gap: int = 1) -> Tensor:
     nxt = torch.where(next_seen < T, after.gather(-1, next_seen.clamp_max(T - 1)), 0)
     c = seen.to(torch.float32)
     j = torch.zeros_like(c)
-    # frame t is seen, t + 1 is not (a gap of next_seen - t - 1 frames starts), after a long run and before another
+    # frame t is seen, t + 1 is not (a gap of next_seen - t - 1 frames starts), between long runs
     j[..., :-1] = (c[..., :-1] * (1 - c[..., 1:]) * (before[..., :-1] >= min_run) * (nxt[..., 1:] >= min_run)
                    * (next_seen[..., 1:] - t[..., :-1] - 1 >= min_gap))
-    # frame t is seen, t - 1 is not (a gap of t - last_seen - 1 frames ended), before a long run and after another
+    # frame t is seen, t - 1 is not (a gap of t - last_seen - 1 frames ended), between long runs
     j[..., 1:] += ((1 - c[..., :-1]) * c[..., 1:] * (after[..., 1:] >= min_run) * (prev[..., :-1] >= min_run)
                    * (t[..., 1:] - last_seen[..., :-1] - 1 >= min_gap))
     return j.clamp_max(1.0).reshape(shape)
