@@ -1,5 +1,6 @@
 """The gap rule of the tracking `default` (`[tracking.dvae] kalman_gap_std`, docs/tracking.md "Gaps
-crossed in a straight line"): MOTA / MOTP (FP) of its variants and of VKF with and without the same rule
+crossed in a straight line") and the step-noise M-step over 5-frame increments beside it
+(`kalman_noise_lag`): MOTA / MOTP (FP) of its variants and of VKF with and without the same rule
 (`[tracking.cv] gap_std`) on the tuning sets (synthetic 3-source windows of seeds 11 and 12, 64 x
 T = 60; MOT17 windows, simulated detector) and on MOT15 (public detections). The window files are
 those of `mixdvae bench tracking --cache-dir DIR` (128 windows per set, the benchmark's subset).
@@ -29,14 +30,18 @@ def variants():
     dvae = lambda **kw: ("mixdvae", R(DEFAULT, dvae=R(DEFAULT.dvae, **kw)))  # noqa: E731
     cv = lambda **kw: ("vkf", R(DEFAULT, cv=R(DEFAULT.cv, **kw)))  # noqa: E731
     return [
-        ("MixDVAE, no gap rule (stop-14 default)", dvae(kalman_gap_std=0.0)),
-        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 1", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=1)),
-        ("MixDVAE, gap std 0.1, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.1, kalman_gap_min_gap=2)),
-        ("MixDVAE, gap std 0.3, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.3, kalman_gap_min_gap=2)),
-        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=5, kalman_gap_min_gap=2)),
-        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 3", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=3)),
-        ("MixDVAE, gap std 0.5, runs >= 3, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=3, kalman_gap_min_gap=2)),
-        ("MixDVAE, gap std 0.5, runs >= 8, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=8, kalman_gap_min_gap=2)),
+        ("MixDVAE, no gap rule (stop-14 default)", dvae(kalman_gap_std=0.0, kalman_noise_lag=1)),
+        ("MixDVAE, no gap rule, noise lag 5", dvae(kalman_gap_std=0.0, kalman_noise_lag=5)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 1", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=1, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.1, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.1, kalman_gap_min_gap=2, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.3, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.3, kalman_gap_min_gap=2, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=5, kalman_gap_min_gap=2, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 3", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=3, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.5, runs >= 3, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=3, kalman_gap_min_gap=2, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.5, runs >= 8, gaps >= 2", dvae(kalman_gap_std=0.5, kalman_gap_min_run=8, kalman_gap_min_gap=2, kalman_noise_lag=1)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2, noise lag 2", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=2, kalman_noise_lag=2)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2, noise lag 5", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=2, kalman_noise_lag=5)),
+        ("MixDVAE, gap std 0.5, runs >= 5, gaps >= 2, noise lag 10", dvae(kalman_gap_std=0.5, kalman_gap_min_gap=2, kalman_noise_lag=10)),
         ("VKF", cv(gap_std=0.0)),
         ("VKF, gap std 0.5, runs >= 5, gaps >= 2", cv(gap_std=0.5, gap_min_gap=2)),
     ]

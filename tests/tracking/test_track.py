@@ -113,7 +113,8 @@ def test_every_method_tracks_on_the_accelerator_as_on_the_cpu(accelerator, metho
 @pytest.mark.parametrize("method", ["mixdvae", "vkf"])
 def test_a_window_is_tracked_the_same_in_any_batch(method):
     """The ELBO stop is per window: a window's boxes, responsibilities and ELBO history are the same
-    tracked alone or in a batch with windows that converge at other iterations."""
+    tracked alone or in a batch with windows that converge at other iterations (up to float32
+    rounding, which can tip a change that ties with the threshold: the window then runs on)."""
     ws = synthetic_windows(6, 40, sources=3, seed=5)
     together = track_windows(ws, method, DEFAULT, seed=0)
     alone = [track_windows(dataclasses.replace(ws, **{k: getattr(ws, k)[w:w + 1] for k in ("gt", "det", "det_gt_index", "sequence", "ids", "image_size", "frames")}),
@@ -125,4 +126,11 @@ def test_a_window_is_tracked_the_same_in_any_batch(method):
         np.testing.assert_allclose(together.eta[w], a.eta[0], atol=1e-5)
         np.testing.assert_allclose(together.elbo[w, :iterations[w]], a.elbo[0], rtol=1e-5)
         tail = together.elbo[w, iterations[w] - 1:]  # the stopped window repeats its last value
-        assert (tail == tail[0]).all() and tail[0] == pytest.approx(a.elbo[0, -1], rel=1e-5)
+        if (tail == tail[0]).all():
+            assert tail[0] == pytest.approx(a.elbo[0, -1], rel=1e-5)
+        else:
+            # it went on in the batch: only allowed where its last change alone tied with the
+            # threshold (tol x observations) within float32 rounding of an ELBO of this size
+            n_obs = int(np.isfinite(ws.det[w][..., 0]).sum())
+            change = abs(float(a.elbo[0, -1]) - float(a.elbo[0, -2]))
+            assert abs(change - DEFAULT.vem.tol * n_obs) < 5e-6 * abs(float(a.elbo[0, -1])), (w, change, n_obs)

@@ -73,7 +73,7 @@ class ConstantVelocityPrior:
         info = info_msg.permute(0, 2, 3, 1)
         args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
         jump = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap) if o.gap_std > 0 else None  # (B, N, D, T)
-        if jump is None or not bool(jump.any()):
+        if jump is None:
             res = cv_smoother(*args)
         else:  # float64 as in DVAESourcePrior (not on MPS, which has none)
             wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731

@@ -381,7 +381,7 @@ class DVAESourcePrior:
             m, v = res.mean_y, res.var_y
         else:
             args = (lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2, (opts.kalman_vel_std * size) ** 2)
-            if jump is None or not bool(jump.any()):
+            if jump is None:
                 res = cv_smoother(*args, offset=offset, q_step=step_var)
             else:
                 # float64 where the device has it (not MPS): with the jumps' free velocities the loop
@@ -406,7 +406,7 @@ class DVAESourcePrior:
                     keep = (1.0 - jump[..., 1:]).clamp_min(0.0)
                     step_extra = ((keep * excess).sum(-1) / keep.sum(-1).clamp_min(1e-6)).clamp_min(0.0)
             else:
-                step_extra = _lagged_step_variance(res, offset, dvae_var, q_floor, L)
+                step_extra = _lagged_step_variance(res, offset, dvae_var, q_floor, L, jump)
             step_extra = torch.maximum(step_extra, (1e-3 * size) ** 2).clamp_max(size ** 2)  # (BN, D)
         # ELBO of the linearised model, in the centred form of ConstantVelocityPrior.e_step.
         observed = lam > 0
@@ -442,7 +442,8 @@ def _bias_variance(res, rho: float, size: Tensor) -> Tensor:
     return torch.maximum(total / T, (1e-3 * size) ** 2).minimum(size ** 2)
 
 
-def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor, lag: int) -> Tensor:
+def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor, lag: int,
+                          jump: Tensor | None = None) -> Tensor:
     """The step-variance M-step over increments of ``lag`` frames (``kalman_noise_lag``):
 
         r = max(0, mean_t E_q[U_t^2] / L - q_vv - mean_t sigma2_t),
@@ -450,7 +451,8 @@ def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor
         E_q[U_t^2] = E[U_t]^2 + Var(v_t) + Var(v_{t-L}) - 2 Cov(v_t, v_{t-L}),
 
     with Cov(v_t, v_{t-L}) ~ sqrt(Var(v_t) Var(v_{t-L})) prod_k rho_k, rho_k the lag-one
-    correlation of the smoothed velocities (exact for L = 1).
+    correlation of the smoothed velocities (exact for L = 1). With ``jump`` (the weights of
+    ``kalman_gap_std``), the increments that span a jump are left out of the mean.
 
     Shape: res fields (M, D, T), offset (M, D, T) (index 0 unused), dvae_var (M, D, T-1),
            q_floor (M, D) -> (M, D)
@@ -464,4 +466,10 @@ def _lagged_step_variance(res, offset: Tensor, dvae_var: Tensor, q_floor: Tensor
     chain = torch.exp(cum_log_rho[..., lag:] - cum_log_rho[..., :-lag])
     cov = torch.sqrt(var_v[..., lag:] * var_v[..., :-lag]) * chain
     u2 = mean_u ** 2 + res.var_v[..., lag:] + res.var_v[..., :-lag] - 2 * cov
-    return (u2.mean(-1) / lag - q_floor - dvae_var.mean(-1)).clamp_min(0.0)
+    if jump is None:
+        return (u2.mean(-1) / lag - q_floor - dvae_var.mean(-1)).clamp_min(0.0)
+    # increments that span a velocity jump of kalman_gap_std say nothing about the step noise
+    cum_j = torch.cat([zero, jump[..., 1:].cumsum(-1)], dim=-1)  # jumps at frames <= t, (M, D, T)
+    keep = ((cum_j[..., lag:] - cum_j[..., :-lag]) < 0.5).to(u2.dtype)  # none in (t - L, t]
+    mean_u2 = (keep * u2).sum(-1) / keep.sum(-1).clamp_min(1.0)
+    return (mean_u2 / lag - q_floor - dvae_var.mean(-1)).clamp_min(0.0)

@@ -76,8 +76,8 @@ DEFAULT = TrackingConfig(
     obs_scale="detection",
     vem=VEMConfig(iterations=20, tol=1e-4, min_iterations=3, temperature=1.0, m_step=True, clutter_prob=None),
     dvae=DVAEPriorOptions(sample_z=False, anchor_first_frame=False, extra_std=0.02, predictive=True,
-                          posterior="kalman", kalman_acc_std=0.02, kalman_learn_noise=True, kalman_gap_std=0.5,
-                          kalman_gap_min_gap=2),
+                          posterior="kalman", kalman_acc_std=0.02, kalman_learn_noise=True, kalman_noise_lag=5,
+                          kalman_gap_std=0.5, kalman_gap_min_gap=2),
 )
 """Our defaults, chosen on synthetic scenes and MOT17 windows (docs/tracking.md); MOT15 is for reporting."""
 
