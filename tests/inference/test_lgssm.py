@@ -304,3 +304,21 @@ def test_bias_smoother_without_bias_is_the_plain_smoother():
     for name in ("mean_p", "var_p", "mean_v", "var_v", "lag_cov_v", "log_norm_centred"):
         torch.testing.assert_close(getattr(biased, name), getattr(plain, name), rtol=1e-6, atol=1e-8)
     torch.testing.assert_close(biased.mean_y, plain.mean_p, rtol=1e-6, atol=1e-8)
+
+
+def test_cv_smoother_float64_computes_in_float64_and_returns_the_inputs_dtype():
+    """float64=True on float32 inputs: the float64 smoother's result, cast back to float32 (what the
+    gap rule of the tracking priors asks for)."""
+    g = torch.Generator().manual_seed(0)
+    lam = torch.rand(3, 2, 30, generator=g, dtype=torch.float64) * 1e4
+    lam[..., 10:16] = 0.0
+    info = lam * torch.rand(3, 2, 30, generator=g, dtype=torch.float64)
+    v_step = torch.zeros_like(lam)
+    v_step[..., 9] = v_step[..., 16] = 1e-2
+    args = (1e-4, 0.5, 1e-2, 1e-2)
+    want = cv_smoother(lam, info, *args, v_step=v_step)
+    have = cv_smoother(lam.float(), info.float(), *args, v_step=v_step.float(), float64=True)
+    for name, w in want._asdict().items():
+        h = getattr(have, name)
+        assert h.dtype == torch.float32, name
+        torch.testing.assert_close(h, w.float(), rtol=1e-6, atol=1e-6)

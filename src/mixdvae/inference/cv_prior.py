@@ -23,7 +23,7 @@ from torch import Tensor
 from mixdvae.data.boxes import box_size
 from mixdvae.dvae.heads import Gauss
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_smoother, gap_jump_weights
+from mixdvae.inference.lgssm import check_gap_options, cv_smoother, gap_jump_weights
 
 __all__ = ["CVPriorOptions", "ConstantVelocityPrior"]
 
@@ -43,11 +43,7 @@ class CVPriorOptions:
         for name in ("acc_std", "init_std", "vel_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"CVPriorOptions.{name} = {getattr(self, name)}: must be > 0")
-        if not self.gap_std >= 0:
-            raise ConfigError(f"CVPriorOptions.gap_std = {self.gap_std}: must be >= 0")
-        for name in ("gap_min_run", "gap_min_gap"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ConfigError(f"CVPriorOptions.{name} = {getattr(self, name)!r}: must be an integer >= 1")
+        check_gap_options("CVPriorOptions", "", self.gap_std, self.gap_min_run, self.gap_min_gap)
 
 
 class ConstantVelocityPrior:
@@ -71,14 +67,11 @@ class ConstantVelocityPrior:
         o = self.options
         lam = prec_msg.permute(0, 2, 3, 1)  # (B, T, N, D) -> (B, N, D, T)
         info = info_msg.permute(0, 2, 3, 1)
-        args = (lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2, (o.vel_std * self.size) ** 2)
-        jump = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap) if o.gap_std > 0 else None  # (B, N, D, T)
-        if jump is None:
-            res = cv_smoother(*args)
-        else:  # float64 as in DVAESourcePrior (not on MPS, which has none)
-            wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
-            res = cv_smoother(*map(wide, args), v_step=wide(jump * (o.gap_std * self.size[..., None]) ** 2))
-            res = type(res)(*(x.to(lam.dtype) for x in res))
+        v_step = None
+        if o.gap_std > 0:  # (B, N, D, T); float64 as in DVAESourcePrior
+            v_step = gap_jump_weights(lam, o.gap_min_run, o.gap_min_gap) * (o.gap_std * self.size[..., None]) ** 2
+        res = cv_smoother(lam, info, (o.acc_std * self.size) ** 2, self.anchor, (o.init_std * self.size) ** 2,
+                          (o.vel_std * self.size) ** 2, v_step=v_step, float64=v_step is not None)
         m, v = res.mean_p, res.var_p
         # Centred form (exact in float32): with y = info / lam, the factor is
         # exp(-lam (p - y)^2 / 2) up to exp(info^2 / (2 lam)), which cancels between log Z and E_q.

@@ -25,7 +25,7 @@ from mixdvae.dvae.base import DVAE, kl_diag_gauss
 from mixdvae.dvae.heads import Gauss
 from mixdvae.dvae.layers import shift_right
 from mixdvae.errors import ConfigError
-from mixdvae.inference.lgssm import cv_bias_smoother, cv_smoother, detected_frames, gap_jumps
+from mixdvae.inference.lgssm import check_gap_options, cv_bias_smoother, cv_smoother, detected_frames, gap_jumps
 from mixdvae.inference.srnn_kernel import FusedSRNN
 from mixdvae.inference.steps import e_step_s
 
@@ -130,11 +130,7 @@ class DVAEPriorOptions:
             raise ConfigError(f"DVAEPriorOptions.kalman_bias_rho = {self.kalman_bias_rho}: must be in [0, 1)")
         if not self.kalman_bias_std > 0:
             raise ConfigError(f"DVAEPriorOptions.kalman_bias_std = {self.kalman_bias_std}: must be > 0")
-        if not self.kalman_gap_std >= 0:
-            raise ConfigError(f"DVAEPriorOptions.kalman_gap_std = {self.kalman_gap_std}: must be >= 0")
-        for name in ("kalman_gap_min_run", "kalman_gap_min_gap"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise ConfigError(f"DVAEPriorOptions.{name} = {getattr(self, name)!r}: must be an integer >= 1")
+        check_gap_options("DVAEPriorOptions", "kalman_", self.kalman_gap_std, self.kalman_gap_min_run, self.kalman_gap_min_gap)
         if self.kalman_gap_std > 0 and (self.posterior != "kalman" or self.kalman_bias_rho > 0):
             raise ConfigError("DVAEPriorOptions.kalman_gap_std needs posterior = 'kalman' and no kalman_bias_rho")
         if self.kalman_bias_rho > 0 and self.posterior != "kalman":
@@ -380,16 +376,10 @@ class DVAESourcePrior:
                                    (opts.kalman_vel_std * size) ** 2, bias_var, rho_b, offset=offset, q_step=step_var)
             m, v = res.mean_y, res.var_y
         else:
-            args = (lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2, (opts.kalman_vel_std * size) ** 2)
-            if jump is None:
-                res = cv_smoother(*args, offset=offset, q_step=step_var)
-            else:
-                # float64 where the device has it (not MPS): with the jumps' free velocities the loop
-                # carries float32 rounding to 1e-4 of the ELBO, the size of the per-window stop's
-                # tolerance (docs/tracking.md)
-                wide = (lambda x: x.double()) if lam.device.type != "mps" else (lambda x: x)  # noqa: E731
-                res = cv_smoother(*map(wide, args), offset=wide(offset), q_step=wide(step_var), v_step=wide(jump_var))
-                res = type(res)(*(x.to(lam.dtype) for x in res))
+            # float64 with the gap rule: with the jumps' free velocities the loop carries float32
+            # rounding to 1e-4 of the ELBO, the size of the per-window stop's tolerance (docs/tracking.md)
+            res = cv_smoother(lam, inf, q_floor, first, (opts.kalman_init_std * size) ** 2, (opts.kalman_vel_std * size) ** 2,
+                              offset=offset, q_step=step_var, v_step=jump_var, float64=jump_var is not None)
             m, v = res.mean_p, res.var_p
         step_extra = None
         if opts.kalman_learn_noise and T > 1:

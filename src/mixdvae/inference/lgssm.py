@@ -41,11 +41,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from mixdvae.errors import NumericalError
+from mixdvae.errors import ConfigError, NumericalError
 
 __all__ = [
-    "BiasSmootherResult", "SmootherResult", "cv_bias_smoother", "cv_smoother", "cv_process_cov", "detected_frames",
-    "gap_jump_weights", "gap_jumps",
+    "BiasSmootherResult", "SmootherResult", "check_gap_options", "cv_bias_smoother", "cv_smoother", "cv_process_cov",
+    "detected_frames", "gap_jump_weights", "gap_jumps",
 ]
 
 
@@ -181,6 +181,7 @@ def cv_smoother(
     offset: Tensor | None = None,
     q_step: Tensor | None = None,
     v_step: Tensor | None = None,
+    float64: bool = False,
 ) -> SmootherResult:
     """Posterior marginals and log normaliser of the constant-velocity model given p-factors g_t.
 
@@ -204,6 +205,8 @@ def cv_smoother(
             into frame t, i.e. v_t = v_{t-1} + u_t + e_t with e_t ~ N(0, w_t) while p_t = p_{t-1} +
             v_{t-1} + u_t (index 0 unused). Unlike a large r_t, a large w_t leaves the predicted
             covariances well conditioned (the velocity jumps of :func:`gap_jump_weights`).
+        float64: compute in float64 where the device has it (not MPS), whatever the inputs' dtype;
+            the result keeps the dtype of ``lam``.
 
     Returns:
         :class:`SmootherResult`; dtype and device of ``lam``.
@@ -218,6 +221,9 @@ def cv_smoother(
     lam = torch.as_tensor(lam)
     if not lam.is_floating_point():
         lam = lam.to(torch.get_default_dtype())
+    out_dtype = lam.dtype
+    if float64 and lam.device.type != "mps":
+        lam = lam.double()  # every other input follows lam's dtype below
     like = dict(dtype=lam.dtype, device=lam.device)
     info = torch.as_tensor(info, **like)
     if lam.dim() < 1 or info.dim() < 1:
@@ -288,7 +294,7 @@ def cv_smoother(
     for name, value in result._asdict().items():
         if not bool(torch.isfinite(value).all()):
             raise NumericalError(f"cv_smoother: {name} has non-finite values (check lam >= 0, var0 > 0, q >= 0)")
-    return result
+    return result if out_dtype == lam.dtype else SmootherResult(*(x.to(out_dtype) for x in result))
 
 
 class BiasSmootherResult(NamedTuple):
@@ -429,6 +435,16 @@ def cv_bias_smoother(
         if not bool(torch.isfinite(value).all()):
             raise NumericalError(f"cv_bias_smoother: {name} has non-finite values")
     return result
+
+
+def check_gap_options(owner: str, prefix: str, std: float, min_run: int, min_gap: int) -> None:
+    """ConfigError unless the gap rule's options (``{prefix}gap_std``, ``{prefix}gap_min_run``,
+    ``{prefix}gap_min_gap`` of ``owner``) are a std >= 0 and two integers >= 1."""
+    if not std >= 0:
+        raise ConfigError(f"{owner}.{prefix}gap_std = {std}: must be >= 0")
+    for name, value in (("gap_min_run", min_run), ("gap_min_gap", min_gap)):
+        if not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"{owner}.{prefix}{name} = {value!r}: must be an integer >= 1")
 
 
 def gap_jump_weights(lam: Tensor, min_run: int = 5, min_gap: int = 1) -> Tensor:
