@@ -295,3 +295,29 @@ def test_every_method_separates_on_the_accelerator_as_on_the_cpu(accelerator, me
         scores[device] = np.asarray(si_sdr(res.waveforms, refs))
     tol = 0.3 if method in ("mixdvae", "deep-ar", "dvae-init") else 0.01
     assert np.abs(scores[accelerator] - scores["cpu"]).max() < tol, scores
+
+
+def test_mixture_gate_with_an_elbo_stop_pads_the_shorter_history(priors):
+    """With vem.tol the two loops of the gate can stop at different iterations (21 and 20 here):
+    each chunk's ELBO history is that of its loop, the shorter one repeating its last row."""
+    from mixdvae.data.audio import stft
+    from mixdvae.inference.spectral_prior import DVAESpectralPrior
+
+    mix = np.stack([speech_like(1.5, seed=i) + flute_like(1.5, seed=i) for i in range(4)])
+    X = stft(torch.as_tensor(mix, dtype=torch.float32))[:, :30]
+    X = X / X.abs().amax(dim=(1, 2), keepdim=True)
+    cfg = replace(DEFAULT, chunk_frames=30, overlap_frames=6, mixture_gate_db=0.0,
+                  vem=replace(DEFAULT.vem, iterations=40, tol=0.003, min_iterations=2))
+    sep = Separator(NAMES, "mixdvae", cfg, weights=priors["srnn"])
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = sep._vem_estimates(X, sep.prior, gen())
+    mixfb = sep._vem_estimates(X, DVAESpectralPrior(sep.prior.models, replace(sep.prior.options, feedback="mixture")), gen())
+    assert len(plain[2]) != len(mixfb[2])  # the case this test is about
+    est, _, elbo = sep.separate_chunks(X, None, gen())
+    assert len(elbo) == max(len(plain[2]), len(mixfb[2]))
+    for b in range(len(X)):
+        src = mixfb if torch.allclose(est[b], mixfb[0][b]) else plain
+        assert torch.allclose(est[b], src[0][b])
+        h = src[2][:, b]
+        torch.testing.assert_close(elbo[:len(h), b], h)
+        assert (elbo[len(h):, b] == h[-1]).all()

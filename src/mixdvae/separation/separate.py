@@ -195,8 +195,12 @@ class Separator:
             est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator)
             keep = agreement_db(est_m, est) > self.config.mixture_gate_db  # (B,)
             pick = lambda a, b, shape: torch.where(keep.view(shape), a, b)  # noqa: E731
+            # with an ELBO stop the two loops may run different numbers of iterations: the shorter
+            # history repeats its last row, as a stopped chunk does (inference.stopping)
+            iters = max(len(elbo), len(elbo_m))
+            last = lambda h: torch.cat([h, h[-1:].expand(iters - len(h), -1)])  # noqa: E731
             return (pick(est_m, est, (-1, 1, 1, 1)), pick(masks_m, masks, (-1, 1, 1, 1)),
-                    pick(elbo_m, elbo, (1, -1)))
+                    pick(last(elbo_m), last(elbo), (1, -1)))
         if self.method == "dvae-init":
             v = self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)  # (B, T, N, F) -> (B, N, T, F)
             masks = wiener_gains(v)
