@@ -4,7 +4,8 @@ analysis-resynthesis quality on held-out clips never trained on (speech: 10 Libr
 utterances; flute: the real Medley-solos-DB flute recordings). Analysis-resynthesis: each
 50-frame segment (peak-normalised) is read by the DVAE (encoder mean, teacher-forced decoder),
 and the magnitude sqrt(v) of its predicted variance is combined with the clip's own phase and
-inverted; SI-SDR and wide-band PESQ against the clip. Run from the repository root:
+inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of three
+seeds (ENSEMBLE_SEEDS, runs/NAME_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import json
+
 import numpy as np
 import torch
 
 from mixdvae.data.audio import frames_to_samples, istft, list_audio_files, read_audio, stft
 from mixdvae.dvae.checkpoint import load_dvae
+from mixdvae.dvae.ensemble import save_ensemble
 from mixdvae.dvae.heads import itakura_saito
 from mixdvae.metrics.audio import pesq_wb, si_sdr
 from mixdvae.utils.io import write_json
@@ -28,13 +32,28 @@ T = 50
 RUNS = {
     "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train_hop25.npz",
                     "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_srnn": ("recipes/flute_srnn.toml", "runs/data/flute_train.npz",
-                   "--val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz", "flute"),
+    "flute_srnn": ("recipes/flute_srnn.toml", "runs/data/flute_train_rev.npz",
+                   "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train_hop25.npz",
                        "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_deep_ar": ("recipes/flute_deep_ar.toml", "runs/data/flute_train.npz",
-                      "--val runs/data/flute_val.npz --leakage-data runs/data/speech_train.npz", "flute"),
+    "flute_deep_ar": ("recipes/flute_deep_ar.toml", "runs/data/flute_train_rev.npz",
+                      "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz", "flute"),
 }
+# priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
+ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130), "flute_deep_ar": (128, 129, 130)}
+
+
+def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
+    """Write the best weights of runs/NAME_sSEED (every seed) as one ensemble checkpoint
+    src/mixdvae/weights/NAME.*; return the destination (without suffix) and its card."""
+    runs = [ROOT / "runs" / f"{name}_s{seed}" / "best.safetensors" for seed in seeds]
+    missing = [str(r) for r in runs if not r.is_file()]
+    if missing:
+        print(f"skip {name}: {', '.join(missing)} not found")
+        return None
+    dest = ROOT / "src/mixdvae/weights" / name
+    save_ensemble(dest, runs, "geometric")
+    return dest, json.loads(dest.with_suffix(".json").read_text())
 
 
 def heldout_files(kind: str) -> list[Path]:
@@ -77,14 +96,19 @@ def main(names: list[str]) -> int:
     torch.set_num_threads(1)
     for name in names or list(RUNS):
         config, train, val, kind = RUNS[name]
-        shipped = install_best(name)
+        seeds = ENSEMBLE_SEEDS.get(name)
+        shipped = install_best(name) if seeds is None else install_ensemble(name, seeds)
         if shipped is None:
             continue
         dest, card = shipped
         model = load_dvae(dest.with_suffix(".safetensors"))
         files = heldout_files(kind)
-        card["command"] = (f"mixdvae train --config {config} --data {train} {val} --seed {card['seed']} --out runs/{name}  "
-                           "(data made by recipes/train_audio_priors.sh)")
+        run = f"runs/{name}" if seeds is None else f"runs/{name}_sSEED"
+        card["command"] = (f"mixdvae train --config {config} --data {train} {val} --seed {card['seed'] if seeds is None else 'SEED'} "
+                           f"--out {run}  (data made by recipes/train_audio_priors.sh)")
+        if seeds is not None:
+            card["command"] += f", for SEED in {', '.join(map(str, seeds))}; combined by mixdvae.dvae.ensemble.save_ensemble"
+            card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
         card["heldout_resynthesis"] = {
             "data": [str(f.relative_to(AUDIO)) for f in files],
@@ -96,7 +120,7 @@ def main(names: list[str]) -> int:
                            "see ../shared/data/SOURCES.md")
         write_json(dest.with_suffix(".json"), card)
         r = card["heldout_resynthesis"]
-        print(f"{name}: val loss {card['metrics'].get('val_loss')} at epoch {card['metrics'].get('best_epoch')}; "
+        print(f"{name}: val loss {card['metrics'].get('val_loss', card['metrics'].get('val_loss_members'))} at epoch {card['metrics'].get('best_epoch')}; "
               f"held-out resynthesis SI-SDR {r['si_sdr_db']:.2f} dB, PESQ {r['pesq_wb']}, IS/bin {r['is_divergence_per_bin']:.3f}")
     return 0
 

@@ -19,6 +19,7 @@ from mixdvae.utils.logging import configure_cli_logging
 # Each module defines ``add_parser(subparsers)``; the order is the order of ``mixdvae --help``.
 COMMAND_MODULES = [
     "mixdvae.cli.train",
+    "mixdvae.cli.ensemble",
     "mixdvae.cli.data",
     "mixdvae.cli.evaluate",
     "mixdvae.cli.track",

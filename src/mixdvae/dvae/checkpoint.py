@@ -220,7 +220,9 @@ def check_weights(
 def load_dvae(path: str | os.PathLike, device: str | torch.device = "cpu") -> DVAE:
     """Rebuild the DVAE described by ``NAME.json`` and load ``NAME.safetensors`` into it.
 
-    ``path`` is ``NAME``, ``NAME.safetensors`` or ``NAME.json``. The model is returned in eval
+    A card with an ``ensemble`` entry (``{"members": K, "combine": ...}``, written by
+    :func:`mixdvae.dvae.ensemble.save_ensemble`) gives a :class:`~mixdvae.dvae.ensemble.DVAEEnsemble`
+    of K DVAEs of the card's architecture. ``path`` is ``NAME``, ``NAME.safetensors`` or ``NAME.json``. The model is returned in eval
     mode on ``device``. Loading does not touch the global random state.
 
     Raises:
@@ -234,9 +236,25 @@ def load_dvae(path: str | os.PathLike, device: str | torch.device = "cpu") -> DV
     config = card_architecture(card, card_path)
     tensors = read_weights(path)
     model = build_dvae(config, "cpu", seed=0)  # seeded: leaves the caller's RNG alone
+    if card.get("ensemble") is not None:
+        from mixdvae.dvae.ensemble import DVAEEnsemble
+
+        size, combine = _ensemble_fields(card["ensemble"], card_path)
+        try:
+            model = DVAEEnsemble([model] + [build_dvae(config, "cpu", seed=0) for _ in range(size - 1)], combine)
+        except ConfigError as err:
+            raise CheckpointError(f"{card_path}: {err}") from err
     check_weights(tensors, model.state_dict(), str(weights), card_path.name)
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval()
+
+
+def _ensemble_fields(entry: Any, card_path: Path) -> tuple[int, str]:
+    """(members, combine) of a card's ``ensemble`` entry (:mod:`mixdvae.dvae.ensemble`)."""
+    size = entry.get("members") if isinstance(entry, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise CheckpointError(f"{card_path}: 'ensemble' needs 'members', an integer >= 1, got {entry!r}")
+    return size, entry.get("combine", "geometric")
 
 
 def _refuse_pickle(path: str | os.PathLike) -> None:

@@ -33,9 +33,13 @@ def shipped_weights(name: str) -> Path:
     return Path(str(resources.files("mixdvae") / "weights" / f"{name}.safetensors"))
 
 
-def load_weights(path: str | Path, device: str | torch.device = "cpu", reference_kind: str = "mot") -> DVAE:
+def load_weights(path: str | Path, device: str | torch.device = "cpu", reference_kind: str = "mot",
+                 ensemble_ok: bool = False) -> DVAE:
     """A DVAE from one of our safetensors checkpoints, or from an original research ``.pt``
-    state_dict (imported by :func:`mixdvae.dvae.reference.load_reference_checkpoint`)."""
+    state_dict (imported by :func:`mixdvae.dvae.reference.load_reference_checkpoint`).
+
+    An ensemble checkpoint (:mod:`mixdvae.dvae.ensemble`) loads only where the caller can run one
+    (``ensemble_ok``: the audio separation priors); elsewhere it is a one-line error."""
     from mixdvae.dvae.checkpoint import load_dvae
     from mixdvae.dvae.reference import load_reference_checkpoint
 
@@ -44,4 +48,8 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu", reference
         return load_reference_checkpoint(path, kind=reference_kind, device=device)
     if not path.with_suffix(".safetensors").is_file():
         raise CheckpointError(f"{path}: weights not found")
-    return load_dvae(path, device=device)
+    model = load_dvae(path, device=device)
+    if not ensemble_ok and not isinstance(model, DVAE):
+        raise CheckpointError(f"{path}: an ensemble of {model.num_members} priors; ensembles drive audio separation "
+                              "only (pass one member's checkpoint here)")
+    return model

@@ -86,6 +86,7 @@ DEFAULT = SeparationConfig(
                           prior_block=50),
     prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero"),
     estimate="mask",
+    mixture_gate_db=10.0,
 )
 """Our defaults, chosen with ``mixdvae bench separation`` (docs/separation.md)."""
 

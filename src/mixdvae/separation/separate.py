@@ -150,7 +150,7 @@ class Separator:
             paths = list(weights) if weights is not None else default_prior_weights(self.names, family)
             if len(paths) != len(self.names):
                 raise ConfigError(f"--weights: {len(paths)} checkpoint(s) for {len(self.names)} sources")
-            models = [load_weights(p, device=self.device) for p in paths]
+            models = [load_weights(p, device=self.device, ensemble_ok=True) for p in paths]
             for path, model in zip(paths, models):
                 if model.config.head != "complex_variance":
                     raise ConfigError(f"{path}: a '{model.config.head}'-head prior (e.g. a motion prior); "
