@@ -31,9 +31,9 @@ class DeepAR(DVAE):
         self.mlp_dec = MLP(c.rnn_dim, c.dense_dec, c.activation)
         self.head = self._make_head(self.mlp_dec.out_dim)
 
-    def deterministic_h(self, x: Tensor) -> Tensor:
-        """h_t from x_{1:t-1}.  (B, T, D) -> (B, T, H)."""
-        return self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))[0]
+    def deterministic_h(self, x: Tensor, net_in: Tensor | None = None) -> Tensor:
+        """h_t from x_{1:t-1}; ``net_in``: :meth:`net_input` of x if already computed.  (B, T, D) -> (B, T, H)."""
+        return self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x) if net_in is None else net_in)))[0]
 
     def h_step(self, x_prev: Tensor | None, state, batch: int = 0):
         """One step of h from x_{t-1} (``None``: the first step, input 0); ``state`` is

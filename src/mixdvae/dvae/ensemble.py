@@ -56,9 +56,10 @@ class DVAEEnsemble(nn.Module):
             raise ConfigError(f"DVAEEnsemble.combine = {combine!r}: expected 'geometric' or 'arithmetic'")
         first = members[0]
         for m in members[1:]:
-            if m.family != first.family or m.config.head != first.config.head or m.x_dim != first.x_dim:
-                raise ConfigError("ensemble members must share family, head and x_dim, got "
-                                  f"{[(x.family, x.config.head, x.x_dim) for x in members]}")
+            if (m.family, m.config.head, m.x_dim, m.config.input_transform) != (
+                    first.family, first.config.head, first.x_dim, first.config.input_transform):
+                raise ConfigError("ensemble members must share family, head, x_dim and input transform, got "
+                                  f"{[(x.family, x.config.head, x.x_dim, x.config.input_transform) for x in members]}")
         self.members = nn.ModuleList(members)
         self.combine = combine
         self.family = first.family
@@ -83,9 +84,15 @@ class DVAEEnsemble(nn.Module):
         return Gauss(torch.stack([o.mean for o in outs], 0).mean(0), var)
 
     # ------------------------------------------------------------------ deterministic path
-    def deterministic_h(self, x: Tensor) -> Tensor:
-        """[h_1, ..., h_K].  Shape: (B, T, D) -> (B, T, sum_k H_k)."""
-        return torch.cat([m.deterministic_h(x) for m in self.members], dim=-1)
+    def net_input(self, x: Tensor) -> Tensor:
+        """What the members' networks see of x (they share one input transform)."""
+        return self.members[0].net_input(x)
+
+    def deterministic_h(self, x: Tensor, net_in: Tensor | None = None) -> Tensor:
+        """[h_1, ..., h_K]; the input transform (a log of every bin) is computed once for all members.
+        Shape: (B, T, D) -> (B, T, sum_k H_k)."""
+        xin = self.net_input(x) if net_in is None else net_in
+        return torch.cat([m.deterministic_h(x, net_in=xin) for m in self.members], dim=-1)
 
     def h_step(self, x_prev: Tensor | None, state: tuple | None, batch: int = 0) -> tuple[Tensor, tuple]:
         """One step of every member; ``state`` is the tuple of the members' states.  (B, D) -> (B, sum_k H_k)."""
@@ -97,9 +104,10 @@ class DVAEEnsemble(nn.Module):
         return torch.cat(hs, dim=-1), tuple(states)
 
     # ------------------------------------------------------------------ latents
-    def encoder_features(self, x: Tensor, h: Tensor) -> list[Tensor]:
+    def encoder_features(self, x: Tensor, h: Tensor, net_in: Tensor | None = None) -> list[Tensor]:
         """Each member's encoder features from its own part of h.  (B, T, D), (B, T, sum H) -> K x (B, T, G_k)."""
-        return [m.encoder_features(x, h_k) for m, h_k in zip(self.members, self._split(h, self.h_dims))]
+        xin = self.net_input(x) if net_in is None else net_in
+        return [m.encoder_features(x, h_k, net_in=xin) for m, h_k in zip(self.members, self._split(h, self.h_dims))]
 
     def encode_from_features(self, feats: list[Tensor], sample: bool = True,
                              generator: torch.Generator | None = None) -> tuple[Tensor, Gauss]:

@@ -56,9 +56,10 @@ class SRNN(DVAE):
         return self.config.encoder == "causal"
 
     # ------------------------------------------------------------------ deterministic path
-    def deterministic_h(self, x: Tensor) -> Tensor:
-        """h_t = LSTM(MLP_xh(x_{t-1})) for all t, x_0 = 0.  Shape: (B, T, D) -> (B, T, H)."""
-        h, _ = self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x))))
+    def deterministic_h(self, x: Tensor, net_in: Tensor | None = None) -> Tensor:
+        """h_t = LSTM(MLP_xh(x_{t-1})) for all t, x_0 = 0; ``net_in``: :meth:`net_input` of x if
+        already computed.  Shape: (B, T, D) -> (B, T, H)."""
+        h, _ = self.rnn_h(self.mlp_x_h(shift_right(self.net_input(x) if net_in is None else net_in)))
         return h
 
     def h_step(self, x_prev: Tensor | None, state: tuple | None, batch: int = 0) -> tuple[Tensor, tuple]:
@@ -89,9 +90,10 @@ class SRNN(DVAE):
         return p
 
     # ------------------------------------------------------------------ DVAE interface
-    def encoder_features(self, x: Tensor, h: Tensor) -> Tensor:
-        """g_t (backward) or [h_t, x_t] (causal).  Shape: (B, T, D), (B, T, H) -> (B, T, G)."""
-        xin = self.net_input(x)
+    def encoder_features(self, x: Tensor, h: Tensor, net_in: Tensor | None = None) -> Tensor:
+        """g_t (backward) or [h_t, x_t] (causal); ``net_in`` as in :meth:`deterministic_h`.
+        Shape: (B, T, D), (B, T, H) -> (B, T, G)."""
+        xin = self.net_input(x) if net_in is None else net_in
         if self.config.encoder == "backward":
             u = self.mlp_hx_g(torch.cat([h, xin], dim=-1))
             g, _ = self.rnn_g(torch.flip(u, dims=[1]))

@@ -124,7 +124,8 @@ class DVAESpectralPrior:
     # ------------------------------------------------------------------ helpers
     def _latents(self, model: DVAE, u: Tensor, generator) -> tuple[Tensor, Gauss | None, Tensor]:
         """E-Z: z ~ q(z | u) (or its mean), q(z), and h = LSTM(u_{<t}).  u (B, T, F) -> z (B, T, Z), h (B, T, H)."""
-        h = model.deterministic_h(u)
+        net_in = model.net_input(u)  # the log of every bin, computed once for the two networks
+        h = model.deterministic_h(u, net_in=net_in)
         if model.z_dim == 0:
             return u.new_zeros(*u.shape[:2], 0), None, h
         if self.options.latent == "prior":
@@ -133,7 +134,7 @@ class DVAESpectralPrior:
                 z_prev = model.prior_from_h(h[:, t], z_prev).mean
                 zs.append(z_prev)
             return torch.stack(zs, 1), None, h
-        z, qz = model.encode_from_features(model.encoder_features(u, h), self.options.sample_z, generator)
+        z, qz = model.encode_from_features(model.encoder_features(u, h, net_in=net_in), self.options.sample_z, generator)
         return z, qz, h
 
     def _decode(self, model: DVAE, h: Tensor, z: Tensor) -> Tensor:
