@@ -49,7 +49,8 @@ def main() -> int:
         name, length = item.split(":")
         mix = load_set(name, int(length), args.audio_dir, args.cache_dir)
         names = list(mix.source_names)
-        base = dataclasses.replace(DEFAULT, chunk_frames=int(length), overlap_frames=0)
+        # "default" is the loop without the gate (the preset has mixture_gate_db = 10 since stop 16)
+        base = dataclasses.replace(DEFAULT, chunk_frames=int(length), overlap_frames=0, mixture_gate_db=None)
         runs = [
             ("dvae-init", base),
             ("mixdvae", base),

@@ -41,7 +41,9 @@ def option(label, base, vem=None, prior=None, **kw):
 
 
 def options(length: int) -> list:
-    base = dataclasses.replace(DEFAULT, chunk_frames=length, overlap_frames=0)
+    preset = dataclasses.replace(DEFAULT, chunk_frames=length, overlap_frames=0)
+    # the rows below vary the loop without the gate (mixture_gate_db), as they were chosen before it
+    base = dataclasses.replace(preset, mixture_gate_db=None)
     # the stop-11 default: uniform p(w) = 1/N, temperature 0.5
     uniform = option("", base, vem=dict(assignment_prior="uniform", temperature=0.5))[1]
     return [
@@ -61,12 +63,13 @@ def options(length: int) -> list:
         option("frequency prior, blocks of 50, a=0.25, T=0.3, 10 it", base, vem=dict(prior_concentration=0.25)),
         option("frequency prior, one block per chunk, a=0.1, T=0.3, 10 it", base, vem=dict(prior_block=10**6)),
         option("frequency prior, blocks of 25, a=0.1, T=0.3, 10 it", base, vem=dict(prior_block=25)),
-        option("frequency prior, blocks of 50, a=0.1, T=0.3, 10 it (default)", base),
+        option("frequency prior, blocks of 50, a=0.1, T=0.3, 10 it (the default loop, no gate)", base),
         option("frequency prior, blocks of 50, a=0.1, T=0.3, 20 it", base, vem=dict(iterations=20)),
         *(option(f"default, at most 30 it, stop a chunk when its ELBO per bin moves < {tol}", base,
                  vem=dict(iterations=30, tol=tol)) for tol in (0.005, 0.01, 0.02)),
         option("default, the priors read the mixture at every iteration (feedback = mixture)", base,
                prior=dict(feedback="mixture")),
+        option(f"default preset: the default loop + the gate (mixture_gate_db = {preset.mixture_gate_db})", preset),
     ]
 
 

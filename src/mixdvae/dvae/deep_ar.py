@@ -45,10 +45,14 @@ class DeepAR(DVAE):
         h, (h, c) = lstm_step(self.rnn_h, self.mlp_x_h(u), None if state is None else state[:2])
         return h, (h, c, x_prev, None if state is None else state[2])
 
+    def decoder_features(self, h: Tensor, z: Tensor | None = None) -> Tensor:
+        """What the output head reads: MLP_dec(h_t).  Shape: (..., H) -> (..., F)."""
+        return self.mlp_dec(h)
+
     def decode_from_h(self, h: Tensor, z: Tensor | None = None, base: Tensor | None = None) -> Gauss:
         """p(x_t | h_t): mean ``base`` + f(h_t) for a residual decoder (see :meth:`residual_base`).
         Shape: (..., H) -> (..., D)."""
-        p = self.head(self.mlp_dec(h))
+        p = self.head(self.decoder_features(h))
         if self.config.residual:
             scaled = p.mean * self.config.residual_scale
             return Gauss(scaled if base is None else scaled + base, p.var)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from mixdvae.dvae.base import DVAE
-from mixdvae.dvae.heads import Gauss
+from mixdvae.dvae.heads import ComplexVarianceHead, Gauss
 from mixdvae.errors import ConfigError
 
 __all__ = ["DVAEEnsemble", "combine_variances", "save_ensemble"]
@@ -171,6 +171,14 @@ class DVAEEnsemble(nn.Module):
         """The members' p(x_t | h_t, z_t) combined (module docstring).  (..., sum H), (..., sum Z) -> (..., D)."""
         hs = self._split(h, self.h_dims)
         zs = self._split(z, self.z_dims) if z is not None and self.z_dim > 0 else [None] * len(self.members)
+        if self.combine == "geometric" and isinstance(self.members[0].head, ComplexVarianceHead):
+            # log v = (1/K) sum_k log v_k straight from the members' log-variance layers: one exp in all
+            log_v = None
+            for m, h_k, z_k in zip(self.members, hs, zs):
+                lv = m.head.logvar(m.decoder_features(h_k, z_k))
+                log_v = lv if log_v is None else log_v.add_(lv)
+            log_v = log_v / self.num_members
+            return Gauss(log_v.new_zeros(()).expand_as(log_v), torch.exp(log_v))
         outs = [m.decode_from_h(h_k, z_k, base) if z_k is not None else m.decode_from_h(h_k, None, base)
                 for m, h_k, z_k in zip(self.members, hs, zs)]
         return self._combine(outs)

@@ -80,10 +80,14 @@ class SRNN(DVAE):
         f = self.mlp_hz_z(torch.cat([h, z_prev], dim=-1))
         return Gauss(self.prior_z_mean(f), torch.exp(self.prior_z_logvar(f)))
 
+    def decoder_features(self, h: Tensor, z: Tensor | None) -> Tensor:
+        """What the output head reads: MLP_hzx([h_t, z_t]).  Shape: (..., H), (..., Z) -> (..., F)."""
+        return self.mlp_hz_x(torch.cat([h, z], dim=-1))
+
     def decode_from_h(self, h: Tensor, z: Tensor, base: Tensor | None = None) -> Gauss:
         """p(x_t | h_t, z_t); a residual decoder's mean is ``base`` + f(h_t, z_t) with ``base`` from
         :meth:`residual_base` (None: f alone).  Shape: (..., H), (..., Z), (..., D) -> (..., D)."""
-        p = self.head(self.mlp_hz_x(torch.cat([h, z], dim=-1)))
+        p = self.head(self.decoder_features(h, z))
         if self.config.residual:
             scaled = p.mean * self.config.residual_scale
             return Gauss(scaled if base is None else scaled + base, p.var)

@@ -32,9 +32,8 @@ from mixdvae.inference.spectral_steps import (
     abs2,
     e_step_s_mixture,
     e_step_s_wiener,
-    entropy_spectral,
     expected_power,
-    prior_log_likelihood_spectral,
+    source_elbo_spectral,
 )
 
 __all__ = ["SpectralPriorOptions", "DVAESpectralPrior"]
@@ -203,16 +202,18 @@ class DVAESpectralPrior:
                     q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
                 if qz is not None:
                     kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
-            if parallel:
-                q_n = self._e_step_s(mix, eta[..., n:n + 1], noise_var, v_s[:, :, None, :])
-            means.append(q_n.mean[:, :, 0])
-            variances.append(q_n.var[:, :, 0])
+            if not parallel:
+                means.append(q_n.mean[:, :, 0])
+                variances.append(q_n.var[:, :, 0])
             priors.append(v_s)
-        q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
-        prior_var = torch.stack(priors, 2)
+        prior_var = torch.stack(priors, 2)  # (B, T, N, F)
+        if parallel:  # E-S is elementwise given v^s: all sources at once
+            q = self._e_step_s(mix, eta, noise_var, prior_var)
+        else:
+            q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
         if fixed:
             self._mixture_reading = (mix, priors, kl)
-        elbo = prior_log_likelihood_spectral(q, prior_var) + entropy_spectral(q) - kl
+        elbo = source_elbo_spectral(q, prior_var) - kl
         return q, elbo, prior_var
 
     def _sequential(self, model, mix, eta_n, noise_var, u, z, floor, generator):

@@ -33,6 +33,7 @@ __all__ = [
     "expected_power",
     "prior_log_likelihood_spectral",
     "entropy_spectral",
+    "source_elbo_spectral",
     "assignment_entropy_spectral",
 ]
 
@@ -40,8 +41,9 @@ __all__ = [
 def abs2(x: Tensor) -> Tensor:
     """|x|^2 = Re(x)^2 + Im(x)^2 (no square root, unlike ``x.abs() ** 2``).  Shape: any -> same, real."""
     if torch.is_complex(x):
-        return x.real ** 2 + x.imag ** 2
-    return x ** 2
+        re, im = x.real, x.imag
+        return torch.addcmul(re * re, im, im)  # one pass fewer than re ** 2 + im ** 2
+    return x * x
 
 
 class SpectralSources(NamedTuple):
@@ -62,9 +64,10 @@ def e_step_s_wiener(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tens
     """
     e = eta.transpose(-1, -2)  # (B, T, N, F)
     vx = noise_var[:, :, None, :]  # (B, T, 1, F)
-    denom = e * prior_var + vx
-    gain = e * prior_var / denom
-    var = prior_var * vx / denom
+    ev = e * prior_var
+    inv = torch.reciprocal(ev + vx)
+    gain = ev * inv
+    var = prior_var * vx * inv
     return SpectralSources(gain * mix[:, :, None, :], var)
 
 
@@ -205,6 +208,15 @@ def prior_log_likelihood_spectral(q: SpectralSources, prior_var: Tensor) -> Tens
 def entropy_spectral(q: SpectralSources) -> Tensor:
     """H[q(s)] = sum log(pi e gamma) for circular complex Gaussians.  (B, T, N, F) -> (B,)"""
     return torch.log(math.pi * math.e * q.var).sum(dim=(1, 2, 3))
+
+
+def source_elbo_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:
+    """E_q[log CN(s; 0, v^s)] + H[q(s)] in one pass (the sum of :func:`prior_log_likelihood_spectral`
+    and :func:`entropy_spectral`): sum [log(gamma / v^s) + 1 - (|m|^2 + gamma) / v^s] per mixture.
+
+    Shape: q, prior_var (B, T, N, F) -> (B,)
+    """
+    return (torch.log(q.var / prior_var) + 1 - expected_power(q) / prior_var).sum(dim=(1, 2, 3))
 
 
 def assignment_entropy_spectral(eta: Tensor) -> Tensor:
