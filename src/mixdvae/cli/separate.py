@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default="mixdvae")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--weights", action="append", default=None, metavar="NAME=PATH",
-                   help="a prior checkpoint per source (repeat); default: the shipped priors")
+                   help="a prior checkpoint per source (repeat), one DVAE or an ensemble written by "
+                        "`mixdvae ensemble`; default: the shipped priors")
     p.add_argument("--nmf-bases", type=Path, default=None, help="NMF bases file (default: the shipped one)")
     p.add_argument("--length", type=int, default=None, help="chunk length T in STFT frames (default: the preset's, 50)")
     p.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: the preset's)")
