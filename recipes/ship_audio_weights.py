@@ -10,10 +10,9 @@ python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-
-import json
 
 import numpy as np
 import torch

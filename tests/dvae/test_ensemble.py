@@ -53,7 +53,7 @@ def test_combined_variance_is_the_closed_form():
 def test_ensemble_reads_like_its_members_combined(combine):
     members = [_member(1), _member(2), _member(3, rnn_dim=9)]  # members may differ in width
     ens = DVAEEnsemble(members, combine)
-    assert ens._same_encoders()  # the members' encoder loops run as one batched loop
+    assert ens.batched_encoder  # the members' encoder loops run as one batched loop
     u = _power()
     v_ens, kl_ens = _read(ens, u)
     reads = [_read(m, u) for m in members]

@@ -68,6 +68,7 @@ class DVAEEnsemble(nn.Module):
         self.z_dims = [m.z_dim for m in members]
         self.z_dim = sum(self.z_dims)
         self.h_dims = [m.config.rnn_dim for m in members]
+        self.batched_encoder = self._same_encoders()
 
     @property
     def num_members(self) -> int:
@@ -112,7 +113,7 @@ class DVAEEnsemble(nn.Module):
     def encode_from_features(self, feats: list[Tensor], sample: bool = True,
                              generator: torch.Generator | None = None) -> tuple[Tensor, Gauss]:
         """q(z) of the stacked latent: each member's q(z_k | features_k).  -> z (B, T, sum Z), Gauss (B, T, sum Z)."""
-        if self._same_encoders():
+        if self.batched_encoder:
             return self._encode_batched(feats, sample, generator)
         zs, qs = [], []
         for m, f in zip(self.members, feats):

@@ -31,8 +31,6 @@ __all__ = [
     "marginal_log_likelihood_spectral",
     "m_step_noise_ratio",
     "expected_power",
-    "prior_log_likelihood_spectral",
-    "entropy_spectral",
     "source_elbo_spectral",
     "assignment_entropy_spectral",
 ]
@@ -197,22 +195,12 @@ def expected_power(q: SpectralSources) -> Tensor:
     return abs2(q.mean) + q.var
 
 
-def prior_log_likelihood_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:
-    """E_q[log CN(s_n,ft; 0, v^s_n,ft)] = -log(pi v^s) - (|m|^2 + gamma) / v^s, summed per mixture.
-
-    Shape: q, prior_var (B, T, N, F) -> (B,)
-    """
-    return (-torch.log(math.pi * prior_var) - expected_power(q) / prior_var).sum(dim=(1, 2, 3))
-
-
-def entropy_spectral(q: SpectralSources) -> Tensor:
-    """H[q(s)] = sum log(pi e gamma) for circular complex Gaussians.  (B, T, N, F) -> (B,)"""
-    return torch.log(math.pi * math.e * q.var).sum(dim=(1, 2, 3))
-
-
 def source_elbo_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:
-    """E_q[log CN(s; 0, v^s)] + H[q(s)] in one pass (the sum of :func:`prior_log_likelihood_spectral`
-    and :func:`entropy_spectral`): sum [log(gamma / v^s) + 1 - (|m|^2 + gamma) / v^s] per mixture.
+    """The source part of the ELBO, E_q[log CN(s; 0, v^s)] + H[q(s)], summed per mixture:
+
+        E_q log CN(s; 0, v^s) = -log(pi v^s) - (|m|^2 + gamma) / v^s,   H[q(s)] = log(pi e gamma),
+
+    computed in one pass as sum [log(gamma / v^s) + 1 - (|m|^2 + gamma) / v^s].
 
     Shape: q, prior_var (B, T, N, F) -> (B,)
     """
