@@ -24,11 +24,12 @@ from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, write_
 from mixdvae.data.mixtures import Mixtures, load_mixtures, make_mixtures, save_mixtures
 from mixdvae.errors import DataFormatError
 from mixdvae.metrics.audio import METRICS, evaluate_mixture, evaluate_separation
+from mixdvae.bench.separation_targets import separation_targets
 from mixdvae.separation.presets import PRESETS
 from mixdvae.separation.separate import Separator
 
 __all__ = ["SeparationBenchSpec", "ROWS", "run_separation_bench", "format_separation_table", "time_separation",
-           "bench_mixtures", "real_flute_signal"]
+           "bench_mixtures", "real_flute_signal", "per_mixture_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,18 @@ def _config(preset: str, length: int, iterations: int | None):
     return cfg
 
 
+def per_mixture_columns(scores: dict, names: list[str], metrics: tuple[str, ...]) -> dict[str, dict[str, list]]:
+    """The per-mixture values of :func:`mixdvae.metrics.audio.evaluate_separation` as one column per
+    source and metric, ``{name: {metric: [value or None per mixture]}}`` (paired statistics between
+    the rows of a cell, :mod:`mixdvae.bench.separation_targets`)."""
+    return {n: {m: [row[n].get(m) for row in scores["per_mixture"]] for m in metrics} for n in names}
+
+
 def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False) -> dict:
-    """Every (T, ratio, method): separate, score, time.  Returns a JSON-ready dict."""
+    """Every (T, ratio, method): separate, score, time.  Returns a JSON-ready dict: per cell, one row
+    per method with the mean scores ("overall"), the per-mixture values ("per_mixture") and the
+    seconds per mixture; and "targets", the issue's targets with paired statistics
+    (:func:`mixdvae.bench.separation_targets.separation_targets`)."""
     out: dict = {"cells": {}, "spec": {
         "lengths": list(spec.lengths), "ratios_db": list(spec.ratios_db), "num": spec.num, "seed": spec.seed,
         "speech": str(spec.speech_dir), "flute": [str(f) for f in spec.flute_files], "metrics": list(spec.metrics),
@@ -108,7 +119,8 @@ def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False) -> d
             rows = []
             mixture_scores = evaluate_mixture(mix.mixture, mix.sources, names, metrics=spec.metrics)
             rows.append({"method": "Mixture", "preset": None, "seconds_per_mixture": 0.0,
-                         "overall": mixture_scores["overall"], "failures": len(mixture_scores["failures"])})
+                         "overall": mixture_scores["overall"], "failures": len(mixture_scores["failures"]),
+                         "per_mixture": per_mixture_columns(mixture_scores, names, spec.metrics)})
             for label, method, preset in spec.methods:
                 sep = Separator(names, method, _config(preset, T, spec.iterations), device=spec.device, seed=spec.seed)
                 t0 = time.perf_counter()
@@ -116,9 +128,12 @@ def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False) -> d
                 seconds = time.perf_counter() - t0
                 scores = evaluate_separation(res.waveforms, mix.sources, names, metrics=spec.metrics)
                 rows.append({"method": label, "preset": preset, "seconds_per_mixture": seconds / len(mix),
-                             "overall": scores["overall"], "failures": len(scores["failures"])})
+                             "overall": scores["overall"], "failures": len(scores["failures"]),
+                             "per_mixture": per_mixture_columns(scores, names, spec.metrics)})
                 log.info("%s %s: %s", key, label, scores["overall"])
             out["cells"][key] = {"mixtures": len(mix), "length": T, "ratio_db": ratio, "rows": rows}
+    if "si_sdr" in spec.metrics:
+        out["targets"] = separation_targets(out)
     return out
 
 

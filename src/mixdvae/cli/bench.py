@@ -128,6 +128,11 @@ def run_bench_separation(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run_separation_bench(spec, progress)
     print(format_separation_table(result))
+    if "targets" in result:
+        from mixdvae.bench.separation_targets import format_separation_targets
+
+        print("\nTargets (SI-SDR; MixDVAE = the default preset; paired over the same mixtures):\n")
+        print(format_separation_targets(result["targets"]))
     if not args.no_speed:
         s = time_separation(spec)
         result["speed"] = s
