@@ -197,3 +197,27 @@ def test_forecast_term_is_half_the_log_mse_of_the_one_step_forecast():
     model.zero_grad()
     (with_term.loss - base.loss).backward()
     assert model.prior_z_mean.weight.grad.abs().sum() > 0
+
+
+def test_srnn_encoder_hoisted_first_layer_equals_the_step_by_step_formula():
+    """q(z_t | g_t, z_{t-1}) with the g part of MLP_gzz's first layer computed before the loop equals
+    MLP_gzz([g_t, z_{t-1}]) step by step, with and without sampling (same generator draws)."""
+    torch.manual_seed(0)
+    model = build_dvae(DVAEConfig(family="srnn", encoder="backward", x_dim=6, z_dim=3, dense_x=[8], rnn_dim=5, dense_g=[7], g_dim=4, dense_enc=[6, 5],
+                            dense_prior=[4], dense_dec=[8])).double()
+    feats = torch.randn(3, 9, 4, dtype=torch.float64)
+    for sample in (False, True):
+        z, q = model.encode_from_features(feats, sample, torch.Generator().manual_seed(5))
+        gen = torch.Generator().manual_seed(5)
+        z_prev, zs, means, variances = torch.zeros(3, 3, dtype=torch.float64), [], [], []
+        for t in range(9):
+            f = model.mlp_gz_z(torch.cat([feats[:, t], z_prev], -1))
+            mean, logvar = model.inf_z_mean(f), model.inf_z_logvar(f)
+            z_prev = mean + (torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
+                             if sample else 0)
+            zs.append(z_prev)
+            means.append(mean)
+            variances.append(torch.exp(logvar))
+        torch.testing.assert_close(z, torch.stack(zs, 1))
+        torch.testing.assert_close(q.mean, torch.stack(means, 1))
+        torch.testing.assert_close(q.var, torch.stack(variances, 1))

@@ -126,7 +126,7 @@ class DVAEEnsemble(nn.Module):
         """Whether every member has the SRNN encoder head ``mlp_gz_z`` of the same shapes (one recipe,
         several seeds), so the sequential loop over t can run all members at once."""
         first = self.members[0]
-        if not hasattr(first, "mlp_gz_z") or self.num_members == 1:
+        if not hasattr(first, "mlp_gz_z") or self.num_members == 1 or not first.mlp_gz_z.layers or first.z_dim == 0:
             return False
         shapes = lambda m: [tuple(p.shape) for p in m.mlp_gz_z.parameters()] + [tuple(m.inf_z_mean.weight.shape)]  # noqa: E731
         return all(shapes(m) == shapes(first) for m in self.members[1:])
@@ -142,13 +142,18 @@ class DVAEEnsemble(nn.Module):
         b_out = torch.stack([torch.cat([m.inf_z_mean.bias, m.inf_z_logvar.bias]) for m in ms])[:, None]
         act = ms[0].mlp_gz_z.act
         f = torch.stack(feats)  # (K, B, T, G)
-        K, B, T, _ = f.shape
+        K, B, T, G = f.shape
         Z = ms[0].z_dim
+        # the first layer's g part for all t at once (as in SRNN.encode_from_features)
+        (w0, b0), rest = layers[0], layers[1:]
+        pre = torch.baddbmm(b0, f.transpose(1, 2).reshape(K, T * B, G), w0[:, :G])  # (K, T B, H1)
+        pre = pre.reshape(K, T, B, -1).transpose(0, 1).contiguous()  # (T, K, B, H1)
+        w_z = w0[:, G:]  # (K, Z, H1)
         z_prev = f.new_zeros(K, B, Z)
         zs, means, logvars = [], [], []
         for t in range(T):
-            x = torch.cat([f[:, :, t], z_prev], dim=-1)  # (K, B, G + Z)
-            for w, b in layers:
+            x = act(torch.baddbmm(pre[t], z_prev, w_z))  # (K, B, H1)
+            for w, b in rest:
                 x = act(torch.baddbmm(b, x, w))
             out = torch.baddbmm(b_out, x, w_out)  # (K, B, 2Z)
             mean, logvar = out[..., :Z], out[..., Z:]

@@ -107,7 +107,40 @@ class SRNN(DVAE):
     def encode_from_features(
         self, feats: Tensor, sample: bool = True, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Gauss]:
-        """q(z_t | feats_t, z_{t-1}), sequential over t with z_0 = 0.  (B, T, G) -> (B, T, Z)."""
+        """q(z_t | feats_t, z_{t-1}), sequential over t with z_0 = 0.  (B, T, G) -> (B, T, Z).
+
+        The first layer of MLP_gzz reads [g_t, z_{t-1}]: W [g_t; z_{t-1}] + b = (W_g g_t + b) + W_z z_{t-1},
+        so its g part is one matmul for all t before the loop, which then only adds W_z z_{t-1}. Without
+        sampling the loop needs the means alone; the log-variances are one matmul after it.
+        """
+        B, T, G = feats.shape
+        layers, act = self.mlp_gz_z.layers, self.mlp_gz_z.act
+        if len(layers) == 0 or self.z_dim == 0:
+            return self._encode_loop(feats, sample, generator)
+        first = layers[0]
+        pre = nn.functional.linear(feats.transpose(0, 1), first.weight[:, :G], first.bias)  # (T, B, H1)
+        w_z = first.weight[:, G:].t()  # (Z, H1)
+        z_prev = feats.new_zeros(B, self.z_dim)
+        zs, means, logvars, last = [], [], [], []
+        for t in range(T):
+            a = act(torch.addmm(pre[t], z_prev, w_z))
+            for layer in layers[1:]:
+                a = act(layer(a))
+            mean = self.inf_z_mean(a)
+            if sample:
+                logvar = self.inf_z_logvar(a)
+                z_prev = self._reparam(mean, logvar, True, generator)
+                logvars.append(logvar)
+            else:
+                z_prev = mean
+                last.append(a)
+            zs.append(z_prev)
+            means.append(mean)
+        logvar = torch.stack(logvars, 1) if sample else self.inf_z_logvar(torch.stack(last, 1))
+        return torch.stack(zs, 1), Gauss(torch.stack(means, 1), torch.exp(logvar))
+
+    def _encode_loop(self, feats: Tensor, sample: bool, generator: torch.Generator | None) -> tuple[Tensor, Gauss]:
+        """:meth:`encode_from_features` step by step on [g_t, z_{t-1}] (an MLP_gzz without layers, or no z)."""
         B, T, _ = feats.shape
         z_prev = feats.new_zeros(B, self.z_dim)
         zs, means, logvars = [], [], []
