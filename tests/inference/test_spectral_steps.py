@@ -13,6 +13,7 @@ from mixdvae.inference.spectral_steps import (
     m_step_noise_ratio,
     prior_blocks,
     source_elbo_spectral,
+    source_mean,
     SpectralSources,
 )
 
@@ -37,7 +38,7 @@ def test_one_source_no_assignment_uncertainty_is_the_wiener_filter():
     mix, vx, vs, _, _ = _problem(N=1)
     eta = torch.ones(*mix.shape, 1, dtype=F64)
     q = e_step_s_wiener(mix, eta, vx, vs)
-    assert torch.allclose(q.mean[:, :, 0], vs[:, :, 0] / (vs[:, :, 0] + vx) * mix)
+    assert torch.allclose(source_mean(q, mix)[:, :, 0], vs[:, :, 0] / (vs[:, :, 0] + vx) * mix)
     assert torch.allclose(q.var[:, :, 0], vs[:, :, 0] * vx / (vs[:, :, 0] + vx))
 
 
@@ -47,9 +48,9 @@ def test_e_step_s_matches_the_precision_form_and_eta_zero_gives_the_prior():
     e = eta.transpose(-1, -2)
     prec = e / vx[:, :, None] + 1 / vs
     assert torch.allclose(q.var, 1 / prec)
-    assert torch.allclose(q.mean, (e * mix[:, :, None] / vx[:, :, None]) / prec)
+    assert torch.allclose(source_mean(q, mix), (e * mix[:, :, None] / vx[:, :, None]) / prec)
     q0 = e_step_s_wiener(mix, torch.zeros_like(eta), vx, vs)
-    assert torch.equal(q0.mean, torch.zeros_like(q0.mean)) and torch.allclose(q0.var, vs)
+    assert torch.equal(source_mean(q0, mix), torch.zeros_like(source_mean(q0, mix))) and torch.allclose(q0.var, vs)
 
 
 def test_expected_log_likelihood_and_e_step_w_match_a_loop():
@@ -115,14 +116,14 @@ def test_mixture_posterior_matches_the_moments_of_the_two_component_mixture():
     g = vs / (vs + vx[:, :, None])
     m1, v1 = g * mix[:, :, None], g * vx[:, :, None]  # p(s | X, w = n)
     # mixture e CN(m1, v1) + (1 - e) CN(0, vs): mean e m1, E|s|^2 = e (|m1|^2 + v1) + (1 - e) vs
-    assert torch.allclose(q.mean, e * m1)
+    assert torch.allclose(source_mean(q, mix), e * m1)
     second = e * (m1.abs() ** 2 + v1) + (1 - e) * vs
-    assert torch.allclose(q.mean.abs() ** 2 + q.var, second)
+    assert torch.allclose(source_mean(q, mix).abs() ** 2 + q.var, second)
     # certain assignment: the Wiener posterior; impossible assignment: the prior
     q1 = e_step_s_mixture(mix, torch.ones_like(eta), vx, vs)
-    assert torch.allclose(q1.mean, m1) and torch.allclose(q1.var, v1)
+    assert torch.allclose(source_mean(q1, mix), m1) and torch.allclose(q1.var, v1)
     q0 = e_step_s_mixture(mix, torch.zeros_like(eta), vx, vs)
-    assert torch.allclose(q0.var, vs) and torch.equal(q0.mean, torch.zeros_like(q0.mean))
+    assert torch.allclose(q0.var, vs) and torch.equal(q0.gain, torch.zeros_like(q0.gain))
 
 
 def test_frequency_prior_m_step_maximises_its_map_objective():
@@ -176,3 +177,28 @@ def test_source_elbo_is_the_prior_log_likelihood_plus_the_entropy_of_a_loop():
             m2, gam, vs = abs(complex(mean[b, t, n, f])) ** 2, float(var[b, t, n, f]), float(v[b, t, n, f])
             loop[b] += -math.log(math.pi * vs) - (m2 + gam) / vs + math.log(math.pi * math.e * gam)
     torch.testing.assert_close(source_elbo_spectral(q, v), loop)
+
+
+def test_a_gain_on_the_mixture_gives_the_same_terms_as_its_complex_mean():
+    """q held as m = c X (real c) and q held as the complex m itself: the same E_q|s|^2, E_q|X - s|^2,
+    expected log-likelihood, source ELBO and noise M-step."""
+    from mixdvae.inference.spectral_steps import expected_power, residual_power
+
+    mix, vx, vs, eta, _ = _problem()
+    q = e_step_s_wiener(mix, eta, vx, vs)
+    assert q.mean is None and q.gain is not None and not torch.is_complex(q.gain)
+    full = SpectralSources(source_mean(q, mix), q.var)
+    power = mix.abs() ** 2
+    torch.testing.assert_close(expected_power(q, power), (full.mean.abs() ** 2 + full.var))
+    torch.testing.assert_close(residual_power(mix, q), (mix[:, :, None] - full.mean).abs() ** 2 + full.var)
+    torch.testing.assert_close(expected_log_likelihood_spectral(mix, vx, q, power),
+                               expected_log_likelihood_spectral(mix, vx, full))
+    torch.testing.assert_close(source_elbo_spectral(q, vs, power), source_elbo_spectral(full, vs))
+    eps = torch.full((mix.shape[0],), 1e-3, dtype=F64)
+    torch.testing.assert_close(m_step_noise_ratio(mix, eta, q, eps), m_step_noise_ratio(mix, eta, full, eps))
+    try:
+        expected_power(q)
+    except ValueError as err:
+        assert "pass power" in str(err)
+    else:
+        raise AssertionError("expected_power of a gain without |X|^2 must refuse")

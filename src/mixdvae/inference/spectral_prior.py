@@ -34,6 +34,7 @@ from mixdvae.inference.spectral_steps import (
     e_step_s_wiener,
     expected_power,
     source_elbo_spectral,
+    source_mean,
 )
 
 __all__ = ["SpectralPriorOptions", "DVAESpectralPrior"]
@@ -82,14 +83,15 @@ class SpectralPriorOptions:
             raise ConfigError(f"SpectralPriorOptions.min_var = {self.min_var!r}: must be > 0")
 
 
-def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | None) -> Tensor:
+def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | None, mix: Tensor | None = None) -> Tensor:
     """|s~|^2 with s~ = m + sqrt(gamma / 2) (e_r + i e_i); e ~ N(0, 1) (``gaussian``) or U[0, 1)
-    (``uniform``, the original code).  Shape: (..., F) -> (..., F)"""
+    (``uniform``, the original code); ``mix`` X (B, T, F) forms m = c X where q holds a gain.
+    Shape: (..., F) -> (..., F)"""
     shape, dev, dt = q.var.shape, q.var.device, q.var.dtype
     draw = torch.randn if noise == "gaussian" else torch.rand
     e_r = draw(shape, generator=generator, device=dev, dtype=dt)
     e_i = draw(shape, generator=generator, device=dev, dtype=dt)
-    s = q.mean + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
+    s = (q.mean if q.mean is not None else source_mean(q, mix)) + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
     return abs2(s)
 
 
@@ -143,10 +145,12 @@ class DVAESpectralPrior:
         step = e_step_s_mixture if self.options.posterior == "mixture" else e_step_s_wiener
         return step(mix, eta, noise_var, prior_var)
 
-    def _feedback(self, q: SpectralSources, generator) -> Tensor:
+    def _feedback(self, q: SpectralSources, mix: Tensor, power: Tensor, generator) -> Tensor:
+        """The power sequence the DVAEs read: E_q |s|^2 or a sample |s~|^2.  q (B, T, N, F), mix and
+        power (B, T, F) -> (B, T, N, F)"""
         if self.options.feedback in ("expected", "masked"):
-            return expected_power(q)
-        return sample_power(q, self.options.noise, generator)
+            return expected_power(q, power)
+        return sample_power(q, self.options.noise, generator, mix)
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
@@ -177,13 +181,14 @@ class DVAESpectralPrior:
                -> q (B, T, N, F), elbo (B,), prior_var (B, T, N, F)
         """
         B, T, N, F = q_prev.var.shape
-        floor = self.options.min_var * abs2(mix).mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
+        power = abs2(mix)  # (B, T, F)
+        floor = self.options.min_var * power.mean(dim=(1, 2)).clamp_min(1e-20)[:, None]  # (B, 1)
         if self.options.feedback == "masked":
-            u_all = eta.transpose(-1, -2) * abs2(mix)[:, :, None, :]  # (B, T, F, N) -> (B, T, N, F)
+            u_all = eta.transpose(-1, -2) * power[:, :, None, :]  # (B, T, F, N) -> (B, T, N, F)
         elif self.options.feedback == "mixture":
-            u_all = abs2(mix)[:, :, None, :].expand(B, T, N, F)
+            u_all = power[:, :, None, :].expand(B, T, N, F)
         else:
-            u_all = self._feedback(q_prev, generator)  # (B, T, N, F)
+            u_all = self._feedback(q_prev, mix, power, generator)  # (B, T, N, F)
         parallel = self.options.recursion == "parallel" and self.options.first_input == "zero"
         fixed = self.options.feedback == "mixture" and not self.options.sample_z and parallel
         cached = self._mixture_reading
@@ -203,17 +208,17 @@ class DVAESpectralPrior:
                 if qz is not None:
                     kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
             if not parallel:
-                means.append(q_n.mean[:, :, 0])
+                means.append(q_n.gain[:, :, 0])
                 variances.append(q_n.var[:, :, 0])
             priors.append(v_s)
         prior_var = torch.stack(priors, 2)  # (B, T, N, F)
         if parallel:  # E-S is elementwise given v^s: all sources at once
             q = self._e_step_s(mix, eta, noise_var, prior_var)
         else:
-            q = SpectralSources(torch.stack(means, 2), torch.stack(variances, 2))
+            q = SpectralSources(None, torch.stack(variances, 2), torch.stack(means, 2))
         if fixed:
             self._mixture_reading = (mix, priors, kl)
-        elbo = source_elbo_spectral(q, prior_var) - kl
+        elbo = source_elbo_spectral(q, prior_var, power) - kl
         return q, elbo, prior_var
 
     def _sequential(self, model, mix, eta_n, noise_var, u, z, floor, generator):
@@ -235,11 +240,11 @@ class DVAESpectralPrior:
                 u_prev = eta_n[:, t] * abs2(mix[:, t])
             elif self.options.feedback == "mixture":
                 u_prev = abs2(mix[:, t])
-            else:
-                u_prev = self._feedback(SpectralSources(q_t.mean[:, 0, 0], q_t.var[:, 0, 0]), generator)
+            else:  # q_t (B, 1, 1, F) of frame t
+                u_prev = self._feedback(q_t, mix[:, t:t + 1], abs2(mix[:, t:t + 1]), generator)[:, 0, 0]
             hs.append(h_t)
             vs.append(v_t)
-            ms.append(q_t.mean[:, 0])
+            ms.append(q_t.gain[:, 0])
             gs.append(q_t.var[:, 0])
         st = lambda xs: torch.stack(xs, 1)  # noqa: E731
-        return SpectralSources(st(ms), st(gs)), st(vs), st(hs)
+        return SpectralSources(None, st(gs), st(ms)), st(vs), st(hs)

@@ -9,6 +9,10 @@ observation model on the complex STFT of the mixture,
 with the variational posterior q(s_n,ft) = CN(m_n,ft, gamma_n,ft) and q(w_ft = n) = eta_ftn.
 Every quantity is elementwise over (B, T, F) and the sources N, so every step is vectorised.
 
+Every E-S here makes the posterior mean a real gain on the mixture, m_n,ft = c_n,ft X_ft, so q(s) is
+kept as (c, gamma) and |m|^2 = c^2 |X|^2, |X - m|^2 = (1 - c)^2 |X|^2 are computed from the power
+|X|^2 in real arithmetic; the complex mean is formed where it is needed (:func:`source_mean`).
+
 Shapes: mixture X (B, T, F) complex; sources (B, T, N, F) (mean complex, var real);
 prior variance v^s (B, T, N, F); noise variance v^x (B, T, F); responsibilities eta (B, T, F, N).
 """
@@ -24,6 +28,8 @@ from torch import Tensor
 __all__ = [
     "abs2",
     "SpectralSources",
+    "source_mean",
+    "residual_power",
     "e_step_s_wiener",
     "e_step_s_mixture",
     "expected_log_likelihood_spectral",
@@ -45,10 +51,36 @@ def abs2(x: Tensor) -> Tensor:
 
 
 class SpectralSources(NamedTuple):
-    """q(s_n,ft) = CN(mean, var): ``mean`` complex (B, T, N, F), ``var`` real (B, T, N, F)."""
+    """q(s_n,ft) = CN(m, var) with ``var`` real (B, T, N, F) and the mean m given either as ``mean``
+    (complex (B, T, N, F)) or as a real ``gain`` c (B, T, N, F) on the mixture, m = c X (what every
+    E-S returns; ``mean`` is then None until :func:`source_mean` forms it). Both may be set; they
+    then agree."""
 
-    mean: Tensor
+    mean: Tensor | None
     var: Tensor
+    gain: Tensor | None = None
+
+
+def source_mean(q: SpectralSources, mix: Tensor) -> Tensor:
+    """The posterior mean m = c X (or q.mean where it is stored).
+
+    Shape: q (B, T, N, F), mix (B, T, F) -> (B, T, N, F) complex
+    """
+    if q.mean is not None:
+        return q.mean
+    return q.gain * mix[:, :, None, :]
+
+
+def residual_power(mix: Tensor, q: SpectralSources, power: Tensor | None = None) -> Tensor:
+    """E_q |X - s_n|^2 = |X - m_n|^2 + gamma_n, as (1 - c_n)^2 |X|^2 + gamma_n when m = c X.
+
+    Shape: mix (B, T, F), q (B, T, N, F), power |X|^2 (B, T, F) or None -> (B, T, N, F)
+    """
+    if q.gain is not None:
+        p = abs2(mix) if power is None else power
+        d = 1 - q.gain
+        return torch.addcmul(q.var, d * d, p[:, :, None, :])
+    return abs2(mix[:, :, None, :] - q.mean) + q.var
 
 
 def e_step_s_wiener(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tensor) -> SpectralSources:
@@ -66,7 +98,7 @@ def e_step_s_wiener(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tens
     inv = torch.reciprocal(ev + vx)
     gain = ev * inv
     var = prior_var * vx * inv
-    return SpectralSources(gain * mix[:, :, None, :], var)
+    return SpectralSources(None, var, gain)
 
 
 def e_step_s_mixture(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Tensor) -> SpectralSources:
@@ -85,31 +117,34 @@ def e_step_s_mixture(mix: Tensor, eta: Tensor, noise_var: Tensor, prior_var: Ten
     e = eta.transpose(-1, -2)  # (B, T, N, F)
     vx = noise_var[:, :, None, :]  # (B, T, 1, F)
     g = prior_var / (prior_var + vx)
-    gx = g * mix[:, :, None, :]
-    var = e * g * vx + (1 - e) * prior_var + e * (1 - e) * abs2(gx)
-    return SpectralSources(e * gx, var)
+    var = e * g * vx + (1 - e) * prior_var + e * (1 - e) * g * g * abs2(mix)[:, :, None, :]
+    return SpectralSources(None, var, e * g)
 
 
-def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: SpectralSources) -> Tensor:
+def expected_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, q: SpectralSources,
+                                     power: Tensor | None = None) -> Tensor:
     """E_q(s)[log CN(X_ft; s_n,ft, v^x_ft)] = -log(pi v^x_ft) - (|X_ft - m_n,ft|^2 + gamma_n,ft) / v^x_ft.
 
-    Shape: mix (B, T, F), noise_var (B, T, F), q (B, T, N, F) -> (B, T, F, N)
+    ``power``: |X|^2 if already computed.
+    Shape: mix (B, T, F), noise_var (B, T, F), q (B, T, N, F), power (B, T, F) -> (B, T, F, N)
     """
     vx = noise_var[:, :, None, :]  # (B, T, 1, F)
-    resid = abs2(mix[:, :, None, :] - q.mean) + q.var  # (B, T, N, F)
+    resid = residual_power(mix, q, power)  # (B, T, N, F)
     ll = -torch.log(math.pi * vx) - resid / vx
     return ll.transpose(-1, -2)  # a view: (B, T, N, F) -> (B, T, F, N)
 
 
-def marginal_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, prior_var: Tensor) -> Tensor:
+def marginal_log_likelihood_spectral(mix: Tensor, noise_var: Tensor, prior_var: Tensor,
+                                     power: Tensor | None = None) -> Tensor:
     """log p(X_ft | w_ft = n) with s integrated out under its prior: log CN(X_ft; 0, v^s_n,ft + v^x_ft)
     = -log(pi (v^s + v^x)) - |X|^2 / (v^s + v^x), i.e. minus an Itakura-Saito divergence between |X|^2
     and v^s + v^x up to terms in X only.
 
-    Shape: mix (B, T, F), noise_var (B, T, F), prior_var (B, T, N, F) -> (B, T, F, N)
+    ``power``: |X|^2 if already computed.
+    Shape: mix (B, T, F), noise_var (B, T, F), prior_var (B, T, N, F), power (B, T, F) -> (B, T, F, N)
     """
     v = prior_var + noise_var[:, :, None, :]  # (B, T, N, F)
-    ll = -torch.log(math.pi * v) - abs2(mix)[:, :, None, :] / v
+    ll = -torch.log(math.pi * v) - (abs2(mix) if power is None else power)[:, :, None, :] / v
     return ll.transpose(-1, -2)
 
 
@@ -137,7 +172,7 @@ def m_step_noise_ratio(
 
     Shape: mix (B, T, F) complex, eta (B, T, F, N), q (B, T, N, F), eps (B,) -> (B,)
     """
-    resid = abs2(mix[:, :, None, :] - q.mean) + q.var  # (B, T, N, F)
+    resid = residual_power(mix, q)  # (B, T, N, F)
     ref = (abs2(mix) + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
     ratio = (eta.transpose(-1, -2) * resid / ref).sum(2).mean(dim=(1, 2))  # (B,)
     return ratio.clamp(floor, ceil)
@@ -190,21 +225,28 @@ def dirichlet_log_density(log_prior: Tensor, blocks: Tensor, concentration: floa
     return ((concentration * counts / N)[None, :, None, None] * log_prior).sum(dim=(1, 2, 3))
 
 
-def expected_power(q: SpectralSources) -> Tensor:
-    """E_q |s|^2 = |m|^2 + gamma.  Shape: (B, T, N, F) -> (B, T, N, F)"""
+def expected_power(q: SpectralSources, power: Tensor | None = None) -> Tensor:
+    """E_q |s|^2 = |m|^2 + gamma, as c^2 |X|^2 + gamma when m = c X (then ``power`` = |X|^2 is needed).
+
+    Shape: q (B, T, N, F), power (B, T, F) -> (B, T, N, F)
+    """
+    if q.gain is not None:
+        if power is None:
+            raise ValueError("expected_power: q holds a gain on the mixture; pass power = |X|^2")
+        return torch.addcmul(q.var, q.gain * q.gain, power[:, :, None, :])
     return abs2(q.mean) + q.var
 
 
-def source_elbo_spectral(q: SpectralSources, prior_var: Tensor) -> Tensor:
+def source_elbo_spectral(q: SpectralSources, prior_var: Tensor, power: Tensor | None = None) -> Tensor:
     """The source part of the ELBO, E_q[log CN(s; 0, v^s)] + H[q(s)], summed per mixture:
 
         E_q log CN(s; 0, v^s) = -log(pi v^s) - (|m|^2 + gamma) / v^s,   H[q(s)] = log(pi e gamma),
 
     computed in one pass as sum [log(gamma / v^s) + 1 - (|m|^2 + gamma) / v^s].
 
-    Shape: q, prior_var (B, T, N, F) -> (B,)
+    Shape: q, prior_var (B, T, N, F), power |X|^2 (B, T, F) (needed when q holds a gain) -> (B,)
     """
-    return (torch.log(q.var / prior_var) + 1 - expected_power(q) / prior_var).sum(dim=(1, 2, 3))
+    return (torch.log(q.var / prior_var) + 1 - expected_power(q, power) / prior_var).sum(dim=(1, 2, 3))
 
 
 def assignment_entropy_spectral(eta: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from mixdvae.inference.spectral_steps import (
     m_step_noise_ratio,
     marginal_log_likelihood_spectral,
     prior_blocks,
+    source_mean,
 )
 from mixdvae.inference.stopping import PerItemStop
 
@@ -151,13 +152,13 @@ def run_spectral_vem(
     if init_masks is None:
         eta = torch.full((B, T, F, N), 1.0 / N, dtype=power.dtype, device=power.device)
         v_init = prior.initial_variance(power, generator)  # (B, T, N, F)
-        q = SpectralSources(torch.zeros_like(v_init, dtype=mix.dtype), v_init)
+        q = SpectralSources(None, v_init, torch.zeros_like(v_init))
     else:
         if tuple(init_masks.shape) != (B, T, F, N):
             raise ConfigError(f"run_spectral_vem: init_masks of shape {tuple(init_masks.shape)}, expected {(B, T, F, N)}")
         eta = init_masks.to(power.dtype)
-        masked = eta.transpose(-1, -2) * mix[:, :, None, :]  # (B, T, N, F)
-        q = SpectralSources(masked, torch.zeros_like(masked.real))
+        gain = eta.transpose(-1, -2).contiguous()  # q(s_n) = eta_n X: (B, T, N, F)
+        q = SpectralSources(None, torch.zeros_like(gain), gain)
     blocks = prior_blocks(T, config.prior_block).to(power.device)  # (T,)
     history: list[Tensor] = []
     # Each chunk stops on its own ELBO per bin (inference.stopping), so its result does not depend
@@ -167,15 +168,15 @@ def run_spectral_vem(
     for it in bar:
         noise_var = ratio[:, None, None] * (power + eps[:, None, None])
         q, prior_elbo, prior_var = prior.e_step(mix, eta, noise_var, q, generator)
-        ll = expected_log_likelihood_spectral(mix, noise_var, q)
+        ll = expected_log_likelihood_spectral(mix, noise_var, q, power)
         if config.assignment == "marginal":
-            eta = e_step_w_spectral(marginal_log_likelihood_spectral(mix, noise_var, prior_var), log_prior, config.temperature)
+            eta = e_step_w_spectral(marginal_log_likelihood_spectral(mix, noise_var, prior_var, power), log_prior, config.temperature)
         else:
             eta = e_step_w_spectral(ll, log_prior, config.temperature)
         if config.m_step:
             ratio = m_step_noise_ratio(mix, eta, q, eps)
             noise_var = ratio[:, None, None] * (power + eps[:, None, None])
-            ll = expected_log_likelihood_spectral(mix, noise_var, q)
+            ll = expected_log_likelihood_spectral(mix, noise_var, q, power)
         if config.assignment_prior == "frequency":
             log_pi = m_step_frequency_prior(eta, blocks, config.prior_concentration)  # (B, nb, F, N)
             log_prior = log_pi[:, blocks]  # (B, T, F, N)
@@ -187,8 +188,8 @@ def run_spectral_vem(
         history.append(elbo)
         if progress:
             bar.set_postfix(elbo=f"{elbo.mean().item() / (T * F):.3f}")
-        if stop.update(it, history, (q.mean, q.var, eta, prior_var, ratio)):
+        if stop.update(it, history, (q.gain, q.var, eta, prior_var, ratio)):
             break
-    mean, var, eta, prior_var, ratio = stop.select((q.mean, q.var, eta, prior_var, ratio))
-    q = SpectralSources(mean, var)
+    gain, var, eta, prior_var, ratio = stop.select((q.gain, q.var, eta, prior_var, ratio))
+    q = SpectralSources(source_mean(SpectralSources(None, var, gain), mix), var, gain)
     return SpectralVEMResult(q, eta, prior_var, ratio, stop.elbo_history(history), len(history))
