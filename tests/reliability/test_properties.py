@@ -24,6 +24,7 @@ from mixdvae.inference.spectral_steps import (
     expected_log_likelihood_spectral,
     m_step_noise_ratio,
     marginal_log_likelihood_spectral,
+    source_mean,
 )
 from mixdvae.inference.steps import e_step_s, e_step_w, expected_log_likelihood, m_step_obs_scale, source_messages
 
@@ -94,8 +95,10 @@ def test_e_step_s_wiener_has_finite_means_and_positive_variances(inputs) -> None
     mix, eta, noise_var, prior_var, _ = inputs
     q = e_step_s_wiener(mix, eta, noise_var, prior_var)
     B, T, F, N = eta.shape
-    assert q.mean.shape == q.var.shape == (B, T, N, F)
-    assert torch.isfinite(q.mean.real).all() and torch.isfinite(q.mean.imag).all()
+    mean = source_mean(q, mix)
+    assert mean.shape == q.var.shape == q.gain.shape == (B, T, N, F)
+    assert torch.isfinite(mean.real).all() and torch.isfinite(mean.imag).all()
+    assert ((q.gain >= 0) & (q.gain <= 1)).all()  # a Wiener-like gain: never amplifies the mixture
     assert torch.isfinite(q.var).all() and (q.var > 0).all()
     assert (q.var <= prior_var * (1 + 1e-5)).all()  # observing a source never widens its posterior
 
@@ -200,7 +203,8 @@ def spectral_scene(draw):
 def test_spectral_steps_chained_stay_finite_normalised_and_bounded(scene, e_step) -> None:
     mix, eta, noise_var, prior_var, log_prior, eps = scene
     q = (e_step_s_wiener if e_step == "wiener" else e_step_s_mixture)(mix, eta, noise_var, prior_var)
-    assert torch.isfinite(q.mean.real).all() and torch.isfinite(q.mean.imag).all()
+    mean = source_mean(q, mix)
+    assert torch.isfinite(mean.real).all() and torch.isfinite(mean.imag).all()
     assert torch.isfinite(q.var).all() and (q.var > 0).all()
     for loglik in (expected_log_likelihood_spectral(mix, noise_var, q),
                    marginal_log_likelihood_spectral(mix, noise_var, prior_var)):
