@@ -4,7 +4,7 @@ analysis-resynthesis quality on held-out clips never trained on (speech: 10 Libr
 utterances; flute: the real Medley-solos-DB flute recordings). Analysis-resynthesis: each
 50-frame segment (peak-normalised) is read by the DVAE (encoder mean, teacher-forced decoder),
 and the magnitude sqrt(v) of its predicted variance is combined with the clip's own phase and
-inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of three
+inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of four
 seeds (ENSEMBLE_SEEDS, runs/NAME_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
@@ -41,7 +41,7 @@ RUNS = {
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
 # third more time per VEM iteration; docs/separation.md "Ensembles of seeds")
-ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130), "flute_deep_ar": (128, 129, 130)}
+ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
 
 
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:

@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 3 hours on 2 CPU cores (8 priors: the speech SRNN takes 30 minutes, each flute SRNN 25). Run from the repository root with the
+# recordings) is never seen. About 3.5 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes, each flute SRNN 15 to 25). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -28,8 +28,8 @@ mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 2
 mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --noise-db -50 \
     --reverb 1 --seed 2 --out runs/data/flute_val_rev.npz --no-progress
 
-# each flute prior is an ensemble of its recipe trained with three seeds (mixdvae.dvae.ensemble)
-for seed in 128 129 130; do
+# each flute prior is an ensemble of its recipe trained with four seeds (mixdvae.dvae.ensemble)
+for seed in 128 129 130 131; do
     mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train_rev.npz --val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz --seed $seed --out runs/flute_srnn_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar.toml --data runs/data/flute_train_rev.npz --val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz --seed $seed --out runs/flute_deep_ar_s$seed --threads 1 --no-progress
 done
