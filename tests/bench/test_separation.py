@@ -23,6 +23,7 @@ def test_bench_writes_rows_per_mixture_values_and_targets(shared_data, tmp_path,
     assert "| T=50, -5 dB (3 mix) | MixDVAE |" in printed
     assert "Targets (SI-SDR" in printed and "targets met:" in printed
     result = json.loads(out.read_text())
+    assert result["complete"] is True
     rows = {r["method"]: r for r in result["cells"]["T=50, -5 dB"]["rows"]}
     # "mixdvae" selects both presets' rows
     assert list(rows) == ["Mixture", "Oracle IBM", "Temporal NMF", "MixDVAE (reference)", "MixDVAE"]
@@ -49,3 +50,27 @@ def test_bench_writes_rows_per_mixture_values_and_targets(shared_data, tmp_path,
     # on real mixtures the oracle mask is far ahead, and MixDVAE far above the mixture itself
     assert all(t["met"] for t in targets if t["target"] == "oracles stay ahead")
     assert all(t["met"] for t in targets if t["against"] == "Mixture")
+
+
+def test_an_interrupted_bench_keeps_the_cells_it_finished(shared_data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "bench.json"
+    calls = {"n": 0}
+    real = Separator.separate
+
+    def separate_then_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second cell's first method: Ctrl-C
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Separator, "separate", separate_then_interrupt)
+    code = main(["bench", "separation", "--audio-dir", str(shared_data / "audio"), "--lengths", "50,100", "--ratios", "-5",
+                 "--num", "2", "--methods", "oracle-ibm", "--metrics", "si_sdr", "--cache-dir", str(tmp_path / "cache"),
+                 "--no-speed", "--no-progress", "--json", str(out)])
+    assert code == 130
+    assert "interrupted; finished results were kept" in capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["complete"] is False
+    assert list(result["cells"]) == ["T=50, -5 dB"]
+    rows = {r["method"]: r for r in result["cells"]["T=50, -5 dB"]["rows"]}
+    assert rows["Oracle IBM"]["overall"]["speech"]["si_sdr"] > 10

@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -102,12 +103,15 @@ def per_mixture_columns(scores: dict, names: list[str], metrics: tuple[str, ...]
     return {n: {m: [row[n].get(m) for row in scores["per_mixture"]] for m in metrics} for n in names}
 
 
-def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False) -> dict:
+def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False,
+                         on_cell: Callable[[dict], None] | None = None) -> dict:
     """Every (T, ratio, method): separate, score, time.  Returns a JSON-ready dict: per cell, one row
     per method with the mean scores ("overall"), the per-mixture values ("per_mixture") and the
     seconds per mixture; and "targets", the issue's targets with paired statistics
-    (:func:`mixdvae.bench.separation_targets.separation_targets`)."""
-    out: dict = {"cells": {}, "spec": {
+    (:func:`mixdvae.bench.separation_targets.separation_targets`); "complete" is False until every
+    cell is done. ``on_cell`` is called with the result so far after every cell (the CLI saves the
+    JSON there, so an interrupted run keeps its finished cells)."""
+    out: dict = {"complete": False, "cells": {}, "spec": {
         "lengths": list(spec.lengths), "ratios_db": list(spec.ratios_db), "num": spec.num, "seed": spec.seed,
         "speech": str(spec.speech_dir), "flute": [str(f) for f in spec.flute_files], "metrics": list(spec.metrics),
         "iterations": spec.iterations}}
@@ -132,8 +136,11 @@ def run_separation_bench(spec: SeparationBenchSpec, progress: bool = False) -> d
                              "per_mixture": per_mixture_columns(scores, names, spec.metrics)})
                 log.info("%s %s: %s", key, label, scores["overall"])
             out["cells"][key] = {"mixtures": len(mix), "length": T, "ratio_db": ratio, "rows": rows}
-    if "si_sdr" in spec.metrics:
-        out["targets"] = separation_targets(out)
+            if "si_sdr" in spec.metrics:
+                out["targets"] = separation_targets(out)
+            if on_cell is not None:
+                on_cell(out)
+    out["complete"] = True
     return out
 
 

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_bench_tracking)
 
     s = bench_sub.add_parser("separation", help="Table 3: MixDVAE and the audio baselines on speech + real flute mixtures.")
-    s.add_argument("--json", type=Path, default=None, help="save the full results here")
+    s.add_argument("--json", type=Path, default=None, help="save the full results here (rewritten after every cell)")
     s.add_argument("--audio-dir", type=Path, default=_SHARED / "audio")
     s.add_argument("--lengths", default="50,100,300", help="comma-separated sequence lengths T in STFT frames")
     s.add_argument("--ratios", default="-5,0", help="comma-separated speech-to-flute ratios in dB")
@@ -126,7 +126,9 @@ def run_bench_separation(args: argparse.Namespace) -> int:
                                tuple(m.strip() for m in args.metrics.split(",") if m.strip()), args.cache_dir, device,
                                args.iterations)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = run_separation_bench(spec, progress)
+    # the JSON is rewritten after every cell, so an interrupted run keeps the cells it finished
+    save = None if not args.json else (lambda partial: write_json(args.json, partial))
+    result = run_separation_bench(spec, progress, on_cell=save)
     print(format_separation_table(result))
     if "targets" in result:
         from mixdvae.bench.separation_targets import format_separation_targets
