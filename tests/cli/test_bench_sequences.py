@@ -29,3 +29,27 @@ def test_bench_sequences_unknown_method_is_one_line(tmp_path, capsys):
     rc = main(["bench", "sequences", "--methods", "kalman,nope", "--mot15-dir", str(tmp_path)])
     assert rc == 2
     assert "--methods" in capsys.readouterr().err
+
+
+def test_an_interrupted_bench_sequences_keeps_the_datasets_it_finished(tmp_path, capsys, monkeypatch):
+    import mixdvae.bench.sequences as bench_sequences
+
+    with_det = _write_sequence(tmp_path / "a", length=40, seed=3).parent
+    other = _write_sequence(tmp_path / "b", length=40, seed=4).parent
+    real, calls = bench_sequences.track_sequence, {"n": 0}
+
+    def track_then_interrupt(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second dataset: Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench_sequences, "track_sequence", track_then_interrupt)
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "sequences", "--mot15-dir", str(with_det), "--mot17-dir", str(other),
+               "--methods", "kalman", "--json", str(out), "--no-progress"])
+    assert rc == 130
+    result = json.loads(out.read_text())
+    finished = [k for k in result if k != "spec"]
+    assert len(finished) == 1 and result[finished[0]]["methods"]["kalman"]["frames"] == 40
+    assert result["spec"]["methods"] == ["kalman"]

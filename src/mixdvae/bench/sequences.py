@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import statistics
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -71,8 +72,10 @@ def _sequence_boxes(seq, tracks) -> SequenceBoxes:
                          split(tracks.frames, tracks.boxes), seq.info.name)
 
 
-def run_sequence_bench(spec: SequenceBenchSpec, progress: bool = False) -> dict:
-    """Track and score; returns ``{dataset: {"detections", "sequences", "methods": {m: {...}}}}``."""
+def run_sequence_bench(spec: SequenceBenchSpec, progress: bool = False,
+                       on_cell: Callable[[dict], None] | None = None) -> dict:
+    """Track and score; returns ``{dataset: {"detections", "sequences", "methods": {m: {...}}}}``.
+    ``on_cell`` is called with the result so far after every dataset (the CLI saves the JSON there)."""
     from tqdm.auto import tqdm
 
     model = None
@@ -110,6 +113,8 @@ def run_sequence_bench(spec: SequenceBenchSpec, progress: bool = False) -> dict:
                 "fps_median": float(statistics.median(f / s for f, s in zip(frames, seconds) if s > 0)) if any(seconds) else None,
             }
         out[name] = entry
+        if on_cell is not None:
+            on_cell(out)
     return out
 
 

@@ -15,6 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -82,8 +83,10 @@ def _percent_row(overall: dict, total: int) -> dict:
     return row
 
 
-def run_tracking_bench(spec: BenchSpec, progress: bool = False) -> dict:
-    """Run every (set, length, method) and score it in every protocol.  Returns a JSON-ready dict."""
+def run_tracking_bench(spec: BenchSpec, progress: bool = False, on_cell: Callable[[dict], None] | None = None) -> dict:
+    """Run every (set, length, method) and score it in every protocol.  Returns a JSON-ready dict;
+    ``on_cell`` is called with the result so far after every (set, length) (the CLI saves the JSON
+    there, so an interrupted run keeps the cells it finished)."""
     out: dict = {"sets": {}, "spec": {"lengths": list(spec.lengths), "sources": spec.sources, "seed": spec.seed,
                                       "max_windows": spec.max_windows,
                                       "detectors": {"MOT17": "simulated (mixdvae.data.detector defaults)",
@@ -110,6 +113,8 @@ def run_tracking_bench(spec: BenchSpec, progress: bool = False) -> dict:
                 entry["rows"].append(row)
                 log.info("%s %s %s: %s", set_name, key, label, row.get("standard"))
             out["sets"][set_name][key] = entry
+            if on_cell is not None:
+                on_cell(out)
     return out
 
 

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench_sub = p.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=type(p))
     bench_sub.required = True
     t = bench_sub.add_parser("tracking", help="Table 2: MixDVAE, VKF, Deep AR, Kalman on MOT17 and MOT15 windows.")
-    t.add_argument("--json", type=Path, default=None, help="save the full results here")
+    t.add_argument("--json", type=Path, default=None, help="save the full results here (rewritten after every set and length)")
     t.add_argument("--mot17-dir", type=Path, default=_SHARED / "MOT17" / "train")
     t.add_argument("--mot15-dir", type=Path, default=_SHARED / "MOT15" / "train")
     t.add_argument("--lengths", default="60,120,300", help="comma-separated window lengths")
@@ -82,7 +82,8 @@ def run_bench_tracking(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-windows = {args.max_windows}: must be >= 1")
     spec = BenchSpec(args.mot17_dir, args.mot15_dir, lengths, 3, args.seed, args.max_windows, cache_dir=args.cache_dir, device=device)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = run_tracking_bench(spec, progress)
+    # the JSON is rewritten after every (set, length), so an interrupted run keeps what it finished
+    result = run_tracking_bench(spec, progress, on_cell=None if not args.json else (lambda r: write_json(args.json, r)))
     for protocol in spec.protocols:
         print(format_tracking_table(result, protocol))
     if not args.no_speed:

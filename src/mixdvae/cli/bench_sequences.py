@@ -53,12 +53,14 @@ def run_bench_sequences(args: argparse.Namespace) -> int:
     spec = SequenceBenchSpec({d: folders[d] for d in names}, methods, load_sequence_config(args.config), args.seed,
                              str(resolve_device(args.device)))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = run_sequence_bench(spec, progress)
+    header = {"spec": {"datasets": {k: str(v) for k, v in spec.datasets.items()}, "methods": list(methods),
+                       "seed": spec.seed, "device": spec.device, "threads": args.threads,
+                       "config": config_to_dict(spec.config), "detector": config_to_dict(BENCH_DETECTOR)}}
+    # the JSON is rewritten after every dataset, so an interrupted run keeps what it finished
+    save = None if not args.json else (lambda partial: write_json(args.json, {**header, **partial}))
+    result = run_sequence_bench(spec, progress, on_cell=save)
     print(format_sequence_tables(result))
     if args.json:
-        write_json(args.json, {"spec": {"datasets": {k: str(v) for k, v in spec.datasets.items()}, "methods": list(methods),
-                                         "seed": spec.seed, "device": spec.device, "threads": args.threads,
-                                         "config": config_to_dict(spec.config), "detector": config_to_dict(BENCH_DETECTOR)},
-                              **result})
+        write_json(args.json, {**header, **result})
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
