@@ -91,7 +91,7 @@ def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | No
     draw = torch.randn if noise == "gaussian" else torch.rand
     e_r = draw(shape, generator=generator, device=dev, dtype=dt)
     e_i = draw(shape, generator=generator, device=dev, dtype=dt)
-    s = (q.mean if q.mean is not None else source_mean(q, mix)) + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
+    s = source_mean(q, mix) + torch.sqrt(q.var / 2) * torch.complex(e_r, e_i)
     return abs2(s)
 
 
@@ -194,7 +194,7 @@ class DVAESpectralPrior:
         cached = self._mixture_reading
         reuse = fixed and cached is not None and cached[0] is mix
         kl = cached[2] if reuse else mix.real.new_zeros(B)
-        means, variances, priors = [], [], []
+        gains, variances, priors = [], [], []
         for n, model in enumerate(self.models):
             if reuse:
                 v_s = cached[1][n]
@@ -208,14 +208,14 @@ class DVAESpectralPrior:
                 if qz is not None:
                     kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
             if not parallel:
-                means.append(q_n.gain[:, :, 0])
+                gains.append(q_n.gain[:, :, 0])
                 variances.append(q_n.var[:, :, 0])
             priors.append(v_s)
         prior_var = torch.stack(priors, 2)  # (B, T, N, F)
         if parallel:  # E-S is elementwise given v^s: all sources at once
             q = self._e_step_s(mix, eta, noise_var, prior_var)
         else:
-            q = SpectralSources(None, torch.stack(variances, 2), torch.stack(means, 2))
+            q = SpectralSources(None, torch.stack(variances, 2), torch.stack(gains, 2))
         if fixed:
             self._mixture_reading = (mix, priors, kl)
         elbo = source_elbo_spectral(q, prior_var, power) - kl
@@ -229,7 +229,7 @@ class DVAESpectralPrior:
         if self.options.first_input == "first_frame":
             u_prev = u[:, 0]
         parallel_h = self.options.recursion == "parallel"
-        hs, vs, ms, gs = [], [], [], []
+        hs, vs, cs, gs = [], [], [], []
         for t in range(T):
             if parallel_h and t > 0:
                 u_prev = u[:, t - 1]
@@ -244,7 +244,7 @@ class DVAESpectralPrior:
                 u_prev = self._feedback(q_t, mix[:, t:t + 1], abs2(mix[:, t:t + 1]), generator)[:, 0, 0]
             hs.append(h_t)
             vs.append(v_t)
-            ms.append(q_t.gain[:, 0])
+            cs.append(q_t.gain[:, 0])
             gs.append(q_t.var[:, 0])
         st = lambda xs: torch.stack(xs, 1)  # noqa: E731
-        return SpectralSources(None, st(gs), st(ms)), st(vs), st(hs)
+        return SpectralSources(None, st(gs), st(cs)), st(vs), st(hs)
