@@ -21,11 +21,11 @@ from typing import Callable
 
 import numpy as np
 
+from mixdvae.bench.separation_targets import separation_targets
 from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, write_audio
 from mixdvae.data.mixtures import Mixtures, load_mixtures, make_mixtures, save_mixtures
 from mixdvae.errors import DataFormatError
 from mixdvae.metrics.audio import METRICS, evaluate_mixture, evaluate_separation
-from mixdvae.bench.separation_targets import separation_targets
 from mixdvae.separation.presets import PRESETS
 from mixdvae.separation.separate import Separator
 

@@ -204,7 +204,7 @@ class DVAESpectralPrior:
                 if parallel:
                     v_s = torch.maximum(self._decode(model, hs, z), floor[:, :, None])
                 else:
-                    q_n, v_s, hs = self._sequential(model, mix, eta[..., n], noise_var, u, z, floor, generator)
+                    q_n, v_s, hs = self._sequential(model, mix, power, eta[..., n], noise_var, u, z, floor, generator)
                 if qz is not None:
                     kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
             if not parallel:
@@ -221,9 +221,10 @@ class DVAESpectralPrior:
         elbo = source_elbo_spectral(q, prior_var, power) - kl
         return q, elbo, prior_var
 
-    def _sequential(self, model, mix, eta_n, noise_var, u, z, floor, generator):
+    def _sequential(self, model, mix, power, eta_n, noise_var, u, z, floor, generator):
         """Frame-by-frame E-S: h_t from the current sweep's u_{t-1} (or u_1 of the input at t = 1
-        with ``first_input = 'first_frame'``).  -> q (B, T, 1, F), v^s (B, T, F), h (B, T, H)"""
+        with ``first_input = 'first_frame'``); ``power`` is |X|^2 (B, T, F).
+        -> q (B, T, 1, F), v^s (B, T, F), h (B, T, H)"""
         B, T, F = mix.shape
         state, u_prev = None, None
         if self.options.first_input == "first_frame":
@@ -237,11 +238,11 @@ class DVAESpectralPrior:
             v_t = torch.maximum(self._decode(model, h_t, z[:, t]), floor)
             q_t = self._e_step_s(mix[:, t:t + 1], eta_n[:, t:t + 1, :, None], noise_var[:, t:t + 1], v_t[:, None, None, :])
             if self.options.feedback == "masked":
-                u_prev = eta_n[:, t] * abs2(mix[:, t])
+                u_prev = eta_n[:, t] * power[:, t]
             elif self.options.feedback == "mixture":
-                u_prev = abs2(mix[:, t])
+                u_prev = power[:, t]
             else:  # q_t (B, 1, 1, F) of frame t
-                u_prev = self._feedback(q_t, mix[:, t:t + 1], abs2(mix[:, t:t + 1]), generator)[:, 0, 0]
+                u_prev = self._feedback(q_t, mix[:, t:t + 1], power[:, t:t + 1], generator)[:, 0, 0]
             hs.append(h_t)
             vs.append(v_t)
             cs.append(q_t.gain[:, 0])

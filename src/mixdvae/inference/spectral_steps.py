@@ -172,8 +172,9 @@ def m_step_noise_ratio(
 
     Shape: mix (B, T, F) complex, eta (B, T, F, N), q (B, T, N, F), eps (B,) -> (B,)
     """
-    resid = residual_power(mix, q)  # (B, T, N, F)
-    ref = (abs2(mix) + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
+    power = abs2(mix)  # (B, T, F)
+    resid = residual_power(mix, q, power)  # (B, T, N, F)
+    ref = (power + eps[:, None, None])[:, :, None, :]  # (B, T, 1, F)
     ratio = (eta.transpose(-1, -2) * resid / ref).sum(2).mean(dim=(1, 2))  # (B,)
     return ratio.clamp(floor, ceil)
 
