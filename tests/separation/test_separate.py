@@ -307,7 +307,8 @@ def test_mixture_gate_with_an_elbo_stop_pads_the_shorter_history(priors):
     X = stft(torch.as_tensor(mix, dtype=torch.float32))[:, :30]
     X = X / X.abs().amax(dim=(1, 2), keepdim=True)
     cfg = replace(DEFAULT, chunk_frames=30, overlap_frames=6, mixture_gate_db=0.0,
-                  vem=replace(DEFAULT.vem, iterations=40, tol=0.003, min_iterations=2))
+                  vem=replace(DEFAULT.vem, iterations=40, tol=0.003, min_iterations=2),
+                  prior=replace(DEFAULT.prior, mixture_levels_db=(0.0,), estimate_level_db=0.0))
     sep = Separator(NAMES, "mixdvae", cfg, weights=priors["srnn"])
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     plain = sep._vem_estimates(X, sep.prior, gen())

@@ -17,6 +17,7 @@ of s_n through h_t. Two recursions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +63,13 @@ class SpectralPriorOptions:
             cannot copy the current estimate of frame t back into v^s.
         posterior: the E-S update: ``mean_field`` (the reference, :func:`e_step_s_wiener`) or
             ``mixture`` (:func:`e_step_s_mixture`, moment-matched over the assignment).
+        mixture_levels_db: the levels L (dB) at which the DVAEs read the mixture power (the first
+            reading, and every reading with ``feedback = 'mixture'``): each reads g |X|^2 with
+            g = 10^(L / 10), and v^s is the geometric mean of v(g u) / g over the levels
+            (:meth:`DVAESpectralPrior.read_power`). The priors were trained on segments at random
+            gains in [-20, 0] dB, and the level of a source inside a chunk is not known.
+        estimate_level_db: the level at which the DVAEs read their own estimates (``expected``,
+            ``masked`` or ``sample`` feedback).
     """
 
     recursion: Literal["parallel", "sequential"] = "parallel"
@@ -72,6 +80,8 @@ class SpectralPriorOptions:
     min_var: float = 1e-8
     posterior: Literal["mean_field", "mixture"] = "mean_field"
     latent: Literal["encoder", "prior"] = "encoder"
+    mixture_levels_db: tuple[float, ...] = (0.0,)
+    estimate_level_db: float = 0.0
 
     def __post_init__(self) -> None:
         for name, allowed in (("recursion", ("parallel", "sequential")), ("feedback", ("expected", "masked", "sample", "mixture")),
@@ -81,6 +91,15 @@ class SpectralPriorOptions:
                 raise ConfigError(f"SpectralPriorOptions.{name} = {getattr(self, name)!r}: expected one of {list(allowed)}")
         if not self.min_var > 0:
             raise ConfigError(f"SpectralPriorOptions.min_var = {self.min_var!r}: must be > 0")
+        levels = tuple(self.mixture_levels_db) + (self.estimate_level_db,)
+        if len(self.mixture_levels_db) < 1 or not all(math.isfinite(x) and -60 <= x <= 60 for x in levels):
+            raise ConfigError(f"SpectralPriorOptions: mixture_levels_db = {self.mixture_levels_db!r} and "
+                              f"estimate_level_db = {self.estimate_level_db!r} must be finite levels in [-60, 60] dB "
+                              "(at least one mixture level)")
+        frame_by_frame = (self.recursion, self.first_input) != ("parallel", "zero")
+        if frame_by_frame and (self.estimate_level_db != 0.0 or (self.feedback == "mixture" and levels[:-1] != (0.0,))):
+            raise ConfigError("SpectralPriorOptions: reading at other levels than 0 dB inside the loop needs "
+                              "recursion = 'parallel' and first_input = 'zero'")
 
 
 def sample_power(q: SpectralSources, noise: str, generator: torch.Generator | None, mix: Tensor | None = None) -> Tensor:
@@ -141,6 +160,33 @@ class DVAESpectralPrior:
     def _decode(self, model: DVAE, h: Tensor, z: Tensor) -> Tensor:
         return model.decode_from_h(h, z if model.z_dim > 0 else None).var
 
+    def read_power(self, model: DVAE, u: Tensor, levels_db: tuple[float, ...],
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """v^s and KL of ``model`` reading the power sequence u at the levels L_l dB, g_l = 10^(L_l / 10):
+
+            log v^s_t = (1 / G) sum_l [log v_theta(g_l u_{<t}, z_{l,t}) - log g_l],
+            KL = sum_l sum_t KL(q(z_{l,t} | g_l u) || p(z_{l,t} | h_{l,t}, z_{l,t-1})),
+
+        a product of G copies of the network, one per level, with their latents stacked (as for an
+        ensemble of seeds, :mod:`mixdvae.dvae.ensemble`), so the ELBO stays exact. One level of
+        0 dB is the plain reading. The G levels run as one batch.
+
+        Shape: u (B, T, F) -> v^s (B, T, F), KL (B,)
+        """
+        B = u.shape[0]
+        gains = [10.0 ** (level / 10.0) for level in levels_db]
+        plain = gains == [1.0]
+        x = u if plain else torch.cat([g * u for g in gains], dim=0)  # (G B, T, F)
+        z, qz, h = self._latents(model, x, generator)
+        v = self._decode(model, h, z)
+        if not plain:
+            log_g = torch.log(torch.tensor(gains, dtype=v.dtype, device=v.device))[:, None, None, None]
+            v = torch.exp((torch.log(v).unflatten(0, (len(gains), B)) - log_g).mean(0))
+        if qz is None:
+            return v, u.new_zeros(B)
+        kl = kl_diag_gauss(qz, model.prior_from_h(h, shift_right(z))).sum(-1)  # (G B,)
+        return v, kl.unflatten(0, (len(gains), B)).sum(0)
+
     def _e_step_s(self, mix, eta, noise_var, prior_var) -> SpectralSources:
         step = e_step_s_mixture if self.options.posterior == "mixture" else e_step_s_wiener
         return step(mix, eta, noise_var, prior_var)
@@ -164,8 +210,8 @@ class DVAESpectralPrior:
         out = []
         for n, model in enumerate(self.models):
             power = mix_power if mix_power.ndim == 3 else mix_power[:, :, n]
-            z, _, h = self._latents(model, power, generator)
-            out.append(torch.maximum(self._decode(model, h, z), floor))
+            v_s, _ = self.read_power(model, power, self.options.mixture_levels_db, generator)
+            out.append(torch.maximum(v_s, floor))
         return torch.stack(out, dim=2)
 
     # ------------------------------------------------------------------ E-Z + E-S
@@ -190,6 +236,7 @@ class DVAESpectralPrior:
         else:
             u_all = self._feedback(q_prev, mix, power, generator)  # (B, T, N, F)
         parallel = self.options.recursion == "parallel" and self.options.first_input == "zero"
+        levels = self.options.mixture_levels_db if self.options.feedback == "mixture" else (self.options.estimate_level_db,)
         fixed = self.options.feedback == "mixture" and not self.options.sample_z and parallel
         cached = self._mixture_reading
         reuse = fixed and cached is not None and cached[0] is mix
@@ -198,13 +245,14 @@ class DVAESpectralPrior:
         for n, model in enumerate(self.models):
             if reuse:
                 v_s = cached[1][n]
+            elif parallel:
+                v_s, kl_n = self.read_power(model, u_all[:, :, n], levels, generator)
+                v_s = torch.maximum(v_s, floor[:, :, None])
+                kl = kl + kl_n
             else:
                 u = u_all[:, :, n]
                 z, qz, hs = self._latents(model, u, generator)
-                if parallel:
-                    v_s = torch.maximum(self._decode(model, hs, z), floor[:, :, None])
-                else:
-                    q_n, v_s, hs = self._sequential(model, mix, power, eta[..., n], noise_var, u, z, floor, generator)
+                q_n, v_s, hs = self._sequential(model, mix, power, eta[..., n], noise_var, u, z, floor, generator)
                 if qz is not None:
                     kl = kl + kl_diag_gauss(qz, model.prior_from_h(hs, shift_right(z))).sum(-1)  # (B, T) -> (B,)
             if not parallel:

@@ -84,7 +84,8 @@ DEFAULT = SeparationConfig(
     vem=SpectralVEMConfig(iterations=10, tol=None, noise_ratio=0.03, m_step=False, assignment="marginal",
                           temperature=0.3, assignment_prior="frequency", prior_concentration=0.1,
                           prior_block=50),
-    prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero"),
+    prior=SpectralPriorOptions(recursion="parallel", feedback="expected", sample_z=False, first_input="zero",
+                               mixture_levels_db=(0.0, -10.0), estimate_level_db=-10.0),
     estimate="mask",
     mixture_gate_db=10.0,
 )
