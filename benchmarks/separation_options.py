@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ SETS = {
     "libri-rev": ("librispeech/train-clean-100", 32, 7),
 }
 REVERB_SEED = 11
+LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
 
 
 def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
@@ -96,6 +98,14 @@ def options(length: int) -> list:
         option("default, the priors read the mixture at every iteration (feedback = mixture)", base,
                prior=dict(feedback="mixture")),
         option(f"default preset: the default loop + the gate (mixture_gate_db = {preset.mixture_gate_db})", preset),
+        # stop 18: the levels the priors read at (docs/separation.md, "Reading at the training levels")
+        option("default preset, every reading at 0 dB (stop 17)", preset, prior=dict(mixture_levels_db=(0.0,), estimate_level_db=0.0)),
+        option("default preset, every reading at -10 dB", preset, prior=dict(mixture_levels_db=(-10.0,))),
+        option("default preset, every reading at -5.2 dB", preset, prior=dict(mixture_levels_db=(LOG03,), estimate_level_db=LOG03)),
+        option("default preset, the estimates at 0 dB", preset, prior=dict(estimate_level_db=0.0)),
+        option("default preset, the estimates at -5.2 dB", preset, prior=dict(estimate_level_db=LOG03)),
+        option("default preset, the estimates at -15.2 dB", preset, prior=dict(estimate_level_db=LOG03 - 10.0)),
+        option("default preset, the mixture at 0, -5.2 and -10 dB", preset, prior=dict(mixture_levels_db=(0.0, LOG03, -10.0))),
     ]
 
 
