@@ -173,3 +173,36 @@ def test_resume_after_kill_9_ends_with_the_uninterrupted_weights(tmp_path, data,
     card = read_card(cut / "best")  # the command that started the run, and the one that resumed it
     assert card["command"] == "mixdvae " + shlex.join([*args, "--out", str(cut)])
     assert len(card["resumed_by"]) == 1
+
+
+def test_init_starts_a_new_run_from_trained_weights(tmp_path, data, capsys):
+    """--init: fine-tuning starts from the given weights (one epoch at a vanishing learning rate keeps
+    them), on any data, with a fresh optimiser; another architecture or --resume is a one-line error."""
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"), "--out", str(first),
+                 "--epochs", "2", *TINY_FLAGS]) == 0
+    tuned = tmp_path / "tuned"
+    flags = [f for f in TINY_FLAGS if f not in ("--lr", "0.01")]
+    code = main(["train", "--data", str(data / "val.npz"), "--val", str(data / "val.npz"), "--out", str(tuned),
+                 "--epochs", "1", "--lr", "1e-12", "--init", str(first / "best.safetensors"), *flags])
+    assert code == 0, capsys.readouterr().err
+    start, end = load_file(first / "best.safetensors"), load_file(tuned / "last.safetensors")
+    assert start.keys() == end.keys()
+    for k in start:
+        torch.testing.assert_close(end[k], start[k], rtol=0, atol=1e-6)
+    assert read_card(tuned / "last")["init"] == str(first / "best.safetensors")
+    fresh = tmp_path / "fresh"
+    assert main(["train", "--data", str(data / "val.npz"), "--val", str(data / "val.npz"), "--out", str(fresh),
+                 "--epochs", "1", "--lr", "1e-12", *flags]) == 0
+    assert any(not torch.allclose(load_file(fresh / "last.safetensors")[k], start[k]) for k in start)
+    capsys.readouterr()
+
+    code = main(["train", "--data", str(data / "train.npz"), "--out", str(tmp_path / "other"), "--epochs", "1",
+                 "--init", str(first / "best.safetensors"), *[f if f != "8" else "4" for f in TINY_FLAGS]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mixdvae: error: --init ") and "architecture" in err
+    code = main(["train", "--data", str(data / "train.npz"), "--out", str(first), "--resume",
+                 "--init", str(first / "best.safetensors"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("mixdvae: error: --init starts a new run from trained weights and --resume "
+                                 "continues a run: give one of them\n")

@@ -8,7 +8,9 @@ Example::
 The config file (TOML or JSON) has a ``[model]`` table of :class:`~mixdvae.dvae.config.DVAEConfig`
 fields and a ``[train]`` table of :class:`~mixdvae.dvae.train.TrainConfig` fields; flags override
 it. With ``--resume`` the saved run's settings are the defaults, so ``--data``, ``--out`` and
-``--resume`` are enough to continue an interrupted run.
+``--resume`` are enough to continue an interrupted run. ``--init W.safetensors`` starts a new run
+(fresh optimiser, new data allowed) from the weights of a trained prior of the same architecture:
+fine-tuning.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, metavar="S",
                    help="seeds the weights, the split, the shuffling and the noise (default: 128)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--init", type=Path, metavar="W.safetensors",
+                   help="start from these weights (a prior of the same architecture; fine-tuning: "
+                        "a new run with a fresh optimiser, on any data)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is often fastest for small models)")
@@ -184,7 +189,24 @@ def run_train(args: argparse.Namespace) -> int:
         return _train(args, model_cfg, train_cfg, device)
 
 
+def _init_from(model: torch.nn.Module, path: Path) -> None:
+    """Copy the weights of the checkpoint ``path`` into ``model`` (same architecture), or a one-line error."""
+    from mixdvae.dvae.weights import load_weights
+
+    source = load_weights(path)
+    own, theirs = model.state_dict(), source.state_dict()
+    bad = sorted(k for k in own.keys() | theirs.keys() if k not in own or k not in theirs or own[k].shape != theirs[k].shape)
+    if type(source) is not type(model) or bad:
+        raise ConfigError(f"--init {path}: a '{source.family}' prior of another architecture than the one asked for "
+                          f"('{model.family}'; differing tensors: {', '.join(bad[:4]) or 'none'})")
+    with torch.no_grad():
+        for k, v in theirs.items():
+            own[k].copy_(v)
+
+
 def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConfig, device: torch.device) -> int:
+    if args.init is not None and args.resume:
+        raise ConfigError("--init starts a new run from trained weights and --resume continues a run: give one of them")
     train_x, train_desc = _load_boxes(args.data, model_cfg.x_dim)
     data: dict[str, Any] = {"train": train_desc}
     if args.val is not None:
@@ -213,6 +235,9 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
         card_extra["command"] = previous.get("command")
         card_extra["resumed_by"] = [*previous.get("resumed_by", []), command]
     model = build_dvae(model_cfg, device, seed=train_cfg.seed)
+    if args.init is not None:
+        _init_from(model, args.init)
+        card_extra["init"] = str(args.init)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = train_dvae(
         model, train_x.to(device), val_x.to(device), train_cfg, args.out, device=device,
