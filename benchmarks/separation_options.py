@@ -8,9 +8,11 @@ Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 a
   arctic-rev, libri-rev (stop 17)  the same speech with the held-out renders each put in one
            synthetic room (rt60 in [0.3, 1.5] s, wet level in [-9, 0] dB, seed 11): the real test
            flute is reverberant, the renders are dry
+  arctic-low, libri-low (stop 18)  the same with the reverberant renders played 0.8x (3.9 semitones
+           lower): the renders almost never reach the flute's lowest notes, real flute does
 Both speech sets are in the priors' training data; the flute files are not.
 
-    python benchmarks/separation_options.py [--set arctic|libri|arctic-rev|libri-rev] [--length 100] [--json out.json]
+    python benchmarks/separation_options.py [--set arctic|libri|arctic-rev|libri-rev|arctic-low|libri-low] [--length 100] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ SETS = {
     "libri": ("librispeech/train-clean-100", 32, 7),
     "arctic-rev": ("cmu_arctic", 8, 3),
     "libri-rev": ("librispeech/train-clean-100", 32, 7),
+    "arctic-low": ("cmu_arctic", 8, 3),
+    "libri-low": ("librispeech/train-clean-100", 32, 7),
 }
 REVERB_SEED = 11
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
@@ -56,6 +60,24 @@ def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
     for f in files:
         y = synthetic_reverb(read_audio(f), float(rng.uniform(0.3, 1.5)), float(rng.uniform(-9, 0)), rng)
         write_audio(out / (f.stem + ".flac"), (y / max(np.abs(y).max(), 1e-8) * 0.9).astype(np.float32), SAMPLE_RATE)
+    return out
+
+
+def low_flute(audio_dir: Path, cache_dir: Path) -> Path:
+    """The reverberant held-out renders (:func:`reverberant_flute`) played 0.8x
+    (mixdvae.data.audio.speed_perturb: 3.9 semitones lower, notes 25 % longer), written once."""
+    import numpy as np
+
+    from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, speed_perturb, write_audio
+
+    source = reverberant_flute(audio_dir, cache_dir)
+    out = cache_dir / "flute_valid_rev_low"
+    files = list_audio_files(source)
+    if out.is_dir() and len(list_audio_files(out)) == len(files):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        write_audio(out / (f.stem + ".flac"), speed_perturb(read_audio(f), 0.8).astype(np.float32), SAMPLE_RATE)
     return out
 
 
@@ -117,6 +139,7 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
     if cache.is_file():
         return load_mixtures(cache)
     flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith("-rev")
+             else low_flute(audio_dir, cache_dir) if name.endswith("-low")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
     mix = make_mixtures(audio_dir / "speech" / speech, flute, [-5.0, 0.0], length, num, seed=seed)
     cache.parent.mkdir(parents=True, exist_ok=True)
