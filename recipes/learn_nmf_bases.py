@@ -1,6 +1,6 @@
 """Learn the IS-NMF bases of the NMF baselines (src/mixdvae/weights/nmf_bases.safetensors) on the
 same training spectra as the audio priors (runs/data/speech_train.npz and the flute renders with their
-reverberant copies, runs/data/flute_train_rev.npz, made by recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
+reverberant copies and the copies played 0.8x, runs/data/flute_train_rev_low.npz, made by recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
 spaced subset of 20,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 100, 20_000, 0
 def main() -> int:
     torch.set_num_threads(1)
     powers, meta = {}, {}
-    for name, file in (("speech", "speech_train.npz"), ("flute", "flute_train_rev.npz")):
+    for name, file in (("speech", "speech_train.npz"), ("flute", "flute_train_rev_low.npz")):
         path = ROOT / "runs" / "data" / file
         power, info = load_spectra(path)
         frames = torch.from_numpy(power).reshape(-1, power.shape[-1])  # (S, T, F) -> (S*T, F)

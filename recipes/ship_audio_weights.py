@@ -5,7 +5,7 @@ utterances; flute: the real Medley-solos-DB flute recordings). Analysis-resynthe
 50-frame segment (peak-normalised) is read by the DVAE (encoder mean, teacher-forced decoder),
 and the magnitude sqrt(v) of its predicted variance is combined with the clip's own phase and
 inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of four
-seeds (ENSEMBLE_SEEDS, runs/NAME_sSEED). Run from the repository root:
+seeds (ENSEMBLE_SEEDS), each trained then fine-tuned on the low register (runs/NAME_ft_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -31,23 +31,27 @@ T = 50
 RUNS = {
     "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train_hop25.npz",
                     "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_srnn": ("recipes/flute_srnn.toml", "runs/data/flute_train_rev.npz",
-                   "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz", "flute"),
+    "flute_srnn": ("recipes/flute_srnn_finetune.toml", "runs/data/flute_train_rev_low.npz",
+                   "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz "
+                   "--init runs/flute_srnn_sSEED/best.safetensors", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train_hop25.npz",
                        "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_deep_ar": ("recipes/flute_deep_ar.toml", "runs/data/flute_train_rev.npz",
-                      "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz", "flute"),
+    "flute_deep_ar": ("recipes/flute_deep_ar_finetune.toml", "runs/data/flute_train_rev_low.npz",
+                      "--val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz "
+                      "--init runs/flute_deep_ar_sSEED/best.safetensors", "flute"),
 }
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
 # third more time per VEM iteration; docs/separation.md "Ensembles of seeds")
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
+# the run folder of each seed: runs/NAME_ft_sSEED, the fine-tuned run (its card names the run it started from)
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft", "flute_deep_ar": "flute_deep_ar_ft"}
 
 
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
     """Write the best weights of runs/NAME_sSEED (every seed) as one ensemble checkpoint
     src/mixdvae/weights/NAME.*; return the destination (without suffix) and its card."""
-    runs = [ROOT / "runs" / f"{name}_s{seed}" / "best.safetensors" for seed in seeds]
+    runs = [ROOT / "runs" / f"{ENSEMBLE_RUN.get(name, name)}_s{seed}" / "best.safetensors" for seed in seeds]
     missing = [str(r) for r in runs if not r.is_file()]
     if missing:
         print(f"skip {name}: {', '.join(missing)} not found")
@@ -104,11 +108,12 @@ def main(names: list[str]) -> int:
         dest, card = shipped
         model = load_dvae(dest.with_suffix(".safetensors"))
         files = heldout_files(kind)
-        run = f"runs/{name}" if seeds is None else f"runs/{name}_sSEED"
+        run = f"runs/{name}" if seeds is None else f"runs/{ENSEMBLE_RUN.get(name, name)}_sSEED"
         card["command"] = (f"mixdvae train --config {config} --data {train} {val} --seed {card['seed'] if seeds is None else 'SEED'} "
                            f"--out {run}  (data made by recipes/train_audio_priors.sh)")
         if seeds is not None:
-            card["command"] += f", for SEED in {', '.join(map(str, seeds))}; combined by mixdvae.dvae.ensemble.save_ensemble"
+            card["command"] += (f", for SEED in {', '.join(map(str, seeds))}, after training runs/{name}_sSEED with "
+                                f"recipes/{name}.toml on runs/data/flute_train_rev.npz; combined by mixdvae.dvae.ensemble.save_ensemble")
             card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
         card["heldout_resynthesis"] = {

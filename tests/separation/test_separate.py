@@ -228,6 +228,27 @@ def test_mixture_gate_picks_per_chunk_between_the_two_feedbacks(priors, two_mixt
     np.testing.assert_allclose(never.elbo, mixfb.elbo, rtol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["srnn", "deep_ar"])
+def test_init_blend_mixes_the_vem_estimate_with_the_first_reading(priors, two_mixtures, family):
+    """init_blend b: (1 - b) x the VEM's estimate + b x the dvae-init estimate (Wiener gains of the
+    priors' first reading), in the waveforms and the masks; b = 1 is dvae-init itself."""
+    method = "mixdvae" if family == "srnn" else "deep-ar"
+    cfg = _vem(DEFAULT, iterations=3)
+    sep = lambda m, c: Separator(NAMES, m, c, weights=priors[family]).separate(two_mixtures)  # noqa: E731
+    vem, init = sep(method, replace(cfg, init_blend=0.0)), sep(method, replace(cfg, init_blend=1.0))
+    assert not np.allclose(vem.waveforms, init.waveforms, atol=1e-3)
+    if family == "srnn":  # the dvae-init method is the SRNN priors' first reading (Deep AR has none of its own)
+        np.testing.assert_allclose(init.waveforms, sep("dvae-init", cfg).waveforms, atol=1e-6)
+    for b in (0.3, 0.5):
+        mixed = sep(method, replace(cfg, init_blend=b))
+        np.testing.assert_allclose(mixed.waveforms, (1 - b) * vem.waveforms + b * init.waveforms, atol=1e-5)
+        torch.testing.assert_close(mixed.masks, (1 - b) * vem.masks + b * init.masks, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(mixed.masks.sum(1), torch.ones_like(mixed.masks[:, 0]), atol=1e-5, rtol=0)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="init_blend"):
+            replace(DEFAULT, init_blend=bad)
+
+
 def test_mixture_gate_must_be_finite():
     with pytest.raises(ConfigError, match="mixture_gate_db"):
         replace(DEFAULT, mixture_gate_db=float("nan"))
@@ -308,7 +329,7 @@ def test_mixture_gate_with_an_elbo_stop_pads_the_shorter_history(priors):
     X = X / X.abs().amax(dim=(1, 2), keepdim=True)
     cfg = replace(DEFAULT, chunk_frames=30, overlap_frames=6, mixture_gate_db=0.0,
                   vem=replace(DEFAULT.vem, iterations=40, tol=0.003, min_iterations=2),
-                  prior=replace(DEFAULT.prior, mixture_levels_db=(0.0,), estimate_level_db=0.0))
+                  prior=replace(DEFAULT.prior, mixture_levels_db=(0.0,), estimate_level_db=0.0), init_blend=0.0)
     sep = Separator(NAMES, "mixdvae", cfg, weights=priors["srnn"])
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     plain = sep._vem_estimates(X, sep.prior, gen())

@@ -42,6 +42,10 @@ class SeparationConfig:
             against the other, on the STFT) above G dB. With a prior that reads mixtures well the
             mixture feedback refines that reading; where the first reading failed the two disagree,
             and the feedback of the estimates is what rescued it (docs/separation.md).
+        init_blend: b in [0, 1]: the VEM methods return (1 - b) times their estimate plus b times
+            the estimate of the Wiener gains of the priors' first reading, g_n = v^s_n / sum_m v^s_m
+            (the ``dvae-init`` estimate; masks blended the same way). The two err differently: the
+            VEM's assignments at temperature 0.3 are sharp, the first reading's gains are soft.
     """
 
     chunk_frames: int = 50
@@ -53,8 +57,11 @@ class SeparationConfig:
     batch_size: int = 64
     estimate: str = "posterior_mean"
     mixture_gate_db: float | None = None
+    init_blend: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.init_blend <= 1.0:
+            raise ConfigError(f"SeparationConfig.init_blend = {self.init_blend!r}: must be in [0, 1]")
         if self.mixture_gate_db is not None and not math.isfinite(self.mixture_gate_db):
             raise ConfigError(f"SeparationConfig.mixture_gate_db = {self.mixture_gate_db!r}: must be a finite number of dB or None")
         if self.estimate not in ("posterior_mean", "mask"):
@@ -88,6 +95,7 @@ DEFAULT = SeparationConfig(
                                mixture_levels_db=(0.0, -10.0), estimate_level_db=-10.0),
     estimate="mask",
     mixture_gate_db=10.0,
+    init_blend=0.5,
 )
 """Our defaults, chosen with ``mixdvae bench separation`` (docs/separation.md)."""
 

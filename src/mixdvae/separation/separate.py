@@ -186,21 +186,12 @@ class Separator:
         N = len(self.names)
         power = abs2(mix)  # (B, T, F)
         if self.method in ("mixdvae", "deep-ar"):
-            est, masks, elbo = self._vem_estimates(mix, self.prior, generator)
-            if self.config.mixture_gate_db is None:
-                return est, masks, elbo
-            from mixdvae.inference.spectral_prior import DVAESpectralPrior
-
-            reading = DVAESpectralPrior(self.prior.models, replace(self.prior.options, feedback="mixture"))
-            est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator)
-            keep = agreement_db(est_m, est) > self.config.mixture_gate_db  # (B,)
-            pick = lambda a, b, shape: torch.where(keep.view(shape), a, b)  # noqa: E731
-            # with an ELBO stop the two loops may run different numbers of iterations: the shorter
-            # history repeats its last row, as a stopped chunk does (inference.stopping)
-            iters = max(len(elbo), len(elbo_m))
-            last = lambda h: torch.cat([h, h[-1:].expand(iters - len(h), -1)])  # noqa: E731
-            return (pick(est_m, est, (-1, 1, 1, 1)), pick(masks_m, masks, (-1, 1, 1, 1)),
-                    pick(last(elbo_m), last(elbo), (1, -1)))
+            est, masks, elbo = self._gated_vem_estimates(mix, generator)
+            b = self.config.init_blend
+            if b > 0:
+                g = wiener_gains(self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)).to(masks.dtype)
+                est, masks = (1 - b) * est + b * apply_masks(mix, g), (1 - b) * masks + b * g
+            return est, masks, elbo
         if self.method == "dvae-init":
             v = self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)  # (B, T, N, F) -> (B, N, T, F)
             masks = wiener_gains(v)
@@ -215,6 +206,26 @@ class Separator:
                 raise ConfigError(f"--method {self.method} needs the true sources (a mixtures .npz, not a wav)")
             masks = ideal_binary_mask(refs) if self.method == "oracle-ibm" else oracle_wiener_mask(refs)
         return apply_masks(mix, masks.to(power.dtype)), masks, None
+
+    def _gated_vem_estimates(self, mix: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """The VEM's estimates, masks and ELBO history, with the gate of ``mixture_gate_db`` when set.
+
+        Shape: mix (B, T, F) -> (B, N, T, F), (B, N, T, F), (I, B)"""
+        est, masks, elbo = self._vem_estimates(mix, self.prior, generator)
+        if self.config.mixture_gate_db is None:
+            return est, masks, elbo
+        from mixdvae.inference.spectral_prior import DVAESpectralPrior
+
+        reading = DVAESpectralPrior(self.prior.models, replace(self.prior.options, feedback="mixture"))
+        est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator)
+        keep = agreement_db(est_m, est) > self.config.mixture_gate_db  # (B,)
+        pick = lambda a, b, shape: torch.where(keep.view(shape), a, b)  # noqa: E731
+        # with an ELBO stop the two loops may run different numbers of iterations: the shorter
+        # history repeats its last row, as a stopped chunk does (inference.stopping)
+        iters = max(len(elbo), len(elbo_m))
+        last = lambda h: torch.cat([h, h[-1:].expand(iters - len(h), -1)])  # noqa: E731
+        return (pick(est_m, est, (-1, 1, 1, 1)), pick(masks_m, masks, (-1, 1, 1, 1)),
+                pick(last(elbo_m), last(elbo), (1, -1)))
 
     def _vem_estimates(self, mix: Tensor, prior, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """The VEM with ``prior``: estimates (B, N, T, F), masks (B, N, T, F), ELBO history (I, B)."""
