@@ -92,8 +92,8 @@ def option(label, base, vem=None, prior=None, **kw):
 
 def options(length: int) -> list:
     preset = dataclasses.replace(DEFAULT, chunk_frames=length, overlap_frames=0)
-    # the rows below vary the loop without the gate (mixture_gate_db), as they were chosen before it
-    base = dataclasses.replace(preset, mixture_gate_db=None)
+    # the rows below vary the loop without the gate (mixture_gate_db) or the blend (init_blend), chosen before them
+    base = dataclasses.replace(preset, mixture_gate_db=None, init_blend=0.0)
     # the stop-11 default: uniform p(w) = 1/N, temperature 0.5
     uniform = option("", base, vem=dict(assignment_prior="uniform", temperature=0.5))[1]
     return [
@@ -128,6 +128,10 @@ def options(length: int) -> list:
         option("default preset, the estimates at -5.2 dB", preset, prior=dict(estimate_level_db=LOG03)),
         option("default preset, the estimates at -15.2 dB", preset, prior=dict(estimate_level_db=LOG03 - 10.0)),
         option("default preset, the mixture at 0, -5.2 and -10 dB", preset, prior=dict(mixture_levels_db=(0.0, LOG03, -10.0))),
+        # stop 18: the VEM's estimate averaged with the first reading's (docs/separation.md, "The low register")
+        option("default preset without the blend (init_blend = 0)", preset, init_blend=0.0),
+        option("default preset, init_blend = 0.75", preset, init_blend=0.75),
+        option("default preset, init_blend = 1 (the first reading's Wiener estimate)", preset, init_blend=1.0),
     ]
 
 
