@@ -236,3 +236,20 @@ def test_mixture_feedback_keeps_the_priors_first_reading(recursion):
     moving = run_spectral_vem(mix, DVAESpectralPrior(models, SpectralPriorOptions(recursion=recursion)),
                               SpectralVEMConfig(iterations=4, assignment="marginal", assignment_prior="frequency"))
     assert not torch.allclose(moving.prior_var, first, rtol=1e-3)
+
+
+def test_a_first_reading_given_by_the_caller_is_the_one_the_loop_would_make():
+    """first_reading = prior.initial_variance(|X|^2) gives the same result as letting the loop read;
+    one of another shape is refused."""
+    cfg_in = DVAEConfig(family="srnn", x_dim=F, z_dim=2, head="complex_variance", dense_x=(8,), rnn_dim=8, dense_g=(8,),
+                        g_dim=8, dense_enc=(8,), dense_prior=(8,), dense_dec=(8,), input_transform="log", encoder="backward")
+    prior = DVAESpectralPrior([build_dvae(cfg_in, seed=1), build_dvae(cfg_in, seed=2)],
+                              SpectralPriorOptions(mixture_levels_db=(0.0, -10.0)))
+    mix, _ = _mixture(B=2, T=10)
+    cfg = SpectralVEMConfig(iterations=3, assignment="marginal", assignment_prior="frequency")
+    first = prior.initial_variance(mix.abs() ** 2)
+    own, given = run_spectral_vem(mix, prior, cfg), run_spectral_vem(mix, prior, cfg, first_reading=first)
+    torch.testing.assert_close(given.eta, own.eta)
+    torch.testing.assert_close(given.elbo, own.elbo)
+    with pytest.raises(ConfigError, match="first_reading"):
+        run_spectral_vem(mix, prior, cfg, first_reading=first[:, :5])

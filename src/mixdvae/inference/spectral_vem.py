@@ -126,15 +126,17 @@ def run_spectral_vem(
     generator: torch.Generator | None = None,
     progress: bool = False,
     init_masks: Tensor | None = None,
+    first_reading: Tensor | None = None,
 ) -> SpectralVEMResult:
     """Separate the mixtures ``mix`` into ``prior.num_sources`` sources.
 
     ``init_masks``: start from these assignments eta (a warm start, or the oracle masks in
     ``benchmarks/separation_diagnostics.py``): q(s_n) = eta_n X with no variance, so the first E-Z
     reads the masked mixtures; by default eta = 1/N and q(s_n) = CN(0, v^s_n) with v^s_n the DVAE's
-    reading of the mixture.
+    reading of the mixture, or ``first_reading`` when the caller has it already (the same
+    ``prior.initial_variance(|X|^2)``, computed once for several loops).
 
-    Shape: mix (B, T, F) complex, init_masks (B, T, F, N) -> q(s) (B, T, N, F)
+    Shape: mix (B, T, F) complex, init_masks (B, T, F, N), first_reading (B, T, N, F) -> q(s) (B, T, N, F)
     """
     if not torch.is_complex(mix) or mix.ndim != 3:
         raise ConfigError(f"run_spectral_vem: expected a complex mixture STFT (B, T, F), got {tuple(mix.shape)} {mix.dtype}")
@@ -151,7 +153,9 @@ def run_spectral_vem(
     log_prior = torch.full((N,), -math.log(N), dtype=power.dtype, device=power.device)
     if init_masks is None:
         eta = torch.full((B, T, F, N), 1.0 / N, dtype=power.dtype, device=power.device)
-        v_init = prior.initial_variance(power, generator)  # (B, T, N, F)
+        v_init = prior.initial_variance(power, generator) if first_reading is None else first_reading  # (B, T, N, F)
+        if tuple(v_init.shape) != (B, T, N, F):
+            raise ConfigError(f"run_spectral_vem: first_reading of shape {tuple(v_init.shape)}, expected {(B, T, N, F)}")
         q = SpectralSources(None, v_init, torch.zeros_like(v_init))
     else:
         if tuple(init_masks.shape) != (B, T, F, N):

@@ -186,10 +186,12 @@ class Separator:
         N = len(self.names)
         power = abs2(mix)  # (B, T, F)
         if self.method in ("mixdvae", "deep-ar"):
-            est, masks, elbo = self._gated_vem_estimates(mix, generator)
+            # the priors' first reading of the mixture: the start of both loops of the gate and the blend
+            first = self.prior.initial_variance(power, generator)  # (B, T, N, F)
+            est, masks, elbo = self._gated_vem_estimates(mix, first, generator)
             b = self.config.init_blend
             if b > 0:
-                g = wiener_gains(self.prior.initial_variance(power, generator).permute(0, 2, 1, 3)).to(masks.dtype)
+                g = wiener_gains(first.permute(0, 2, 1, 3)).to(masks.dtype)
                 est, masks = (1 - b) * est + b * apply_masks(mix, g), (1 - b) * masks + b * g
             return est, masks, elbo
         if self.method == "dvae-init":
@@ -207,17 +209,18 @@ class Separator:
             masks = ideal_binary_mask(refs) if self.method == "oracle-ibm" else oracle_wiener_mask(refs)
         return apply_masks(mix, masks.to(power.dtype)), masks, None
 
-    def _gated_vem_estimates(self, mix: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """The VEM's estimates, masks and ELBO history, with the gate of ``mixture_gate_db`` when set.
+    def _gated_vem_estimates(self, mix: Tensor, first: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """The VEM's estimates, masks and ELBO history, with the gate of ``mixture_gate_db`` when set;
+        ``first`` is the priors' first reading of the mixture, the start of both loops.
 
-        Shape: mix (B, T, F) -> (B, N, T, F), (B, N, T, F), (I, B)"""
-        est, masks, elbo = self._vem_estimates(mix, self.prior, generator)
+        Shape: mix (B, T, F), first (B, T, N, F) -> (B, N, T, F), (B, N, T, F), (I, B)"""
+        est, masks, elbo = self._vem_estimates(mix, self.prior, generator, first)
         if self.config.mixture_gate_db is None:
             return est, masks, elbo
         from mixdvae.inference.spectral_prior import DVAESpectralPrior
 
         reading = DVAESpectralPrior(self.prior.models, replace(self.prior.options, feedback="mixture"))
-        est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator)
+        est_m, masks_m, elbo_m = self._vem_estimates(mix, reading, generator, first)
         keep = agreement_db(est_m, est) > self.config.mixture_gate_db  # (B,)
         pick = lambda a, b, shape: torch.where(keep.view(shape), a, b)  # noqa: E731
         # with an ELBO stop the two loops may run different numbers of iterations: the shorter
@@ -227,12 +230,13 @@ class Separator:
         return (pick(est_m, est, (-1, 1, 1, 1)), pick(masks_m, masks, (-1, 1, 1, 1)),
                 pick(last(elbo_m), last(elbo), (1, -1)))
 
-    def _vem_estimates(self, mix: Tensor, prior, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    def _vem_estimates(self, mix: Tensor, prior, generator: torch.Generator,
+                       first: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """The VEM with ``prior``: estimates (B, N, T, F), masks (B, N, T, F), ELBO history (I, B)."""
         from mixdvae.baselines.nmf import apply_masks
         from mixdvae.inference.spectral_vem import run_spectral_vem
 
-        res = run_spectral_vem(mix, prior, self.config.vem, generator)
+        res = run_spectral_vem(mix, prior, self.config.vem, generator, first_reading=first)
         masks = res.eta.permute(0, 3, 1, 2)  # (B, T, F, N) -> (B, N, T, F)
         if self.config.estimate == "mask":
             return apply_masks(mix, masks), masks, res.elbo
