@@ -43,42 +43,46 @@ REVERB_SEED = 11
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
 
 
+def _transform_once(files: list[Path], out: Path, transform) -> Path:
+    """Write ``transform(signal)`` of every file (in order) as ``out/STEM.flac``, unless ``out``
+    already holds as many files."""
+    import numpy as np
+
+    from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, write_audio
+
+    if out.is_dir() and len(list_audio_files(out)) == len(files):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        write_audio(out / (f.stem + ".flac"), np.asarray(transform(read_audio(f)), dtype=np.float32), SAMPLE_RATE)
+    return out
+
+
 def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
     """The held-out flute renders, each in one synthetic room (mixdvae.data.audio.synthetic_reverb;
     rt60 ~ U[0.3, 1.5] s, wet level ~ U[-9, 0] dB, drawn in file order from seed REVERB_SEED,
     peak 0.9), written once under ``cache_dir``."""
     import numpy as np
 
-    from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, synthetic_reverb, write_audio
+    from mixdvae.data.audio import list_audio_files, synthetic_reverb
 
-    out = cache_dir / "flute_valid_rev"
-    files = list_audio_files(audio_dir / "music" / "fluidsynth_flute" / "valid")
-    if out.is_dir() and len(list_audio_files(out)) == len(files):
-        return out
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(REVERB_SEED)
-    for f in files:
-        y = synthetic_reverb(read_audio(f), float(rng.uniform(0.3, 1.5)), float(rng.uniform(-9, 0)), rng)
-        write_audio(out / (f.stem + ".flac"), (y / max(np.abs(y).max(), 1e-8) * 0.9).astype(np.float32), SAMPLE_RATE)
-    return out
+
+    def room(x):
+        y = synthetic_reverb(x, float(rng.uniform(0.3, 1.5)), float(rng.uniform(-9, 0)), rng)
+        return y / max(np.abs(y).max(), 1e-8) * 0.9
+
+    files = list_audio_files(audio_dir / "music" / "fluidsynth_flute" / "valid")
+    return _transform_once(files, cache_dir / "flute_valid_rev", room)
 
 
 def low_flute(audio_dir: Path, cache_dir: Path) -> Path:
     """The reverberant held-out renders (:func:`reverberant_flute`) played 0.8x
     (mixdvae.data.audio.speed_perturb: 3.9 semitones lower, notes 25 % longer), written once."""
-    import numpy as np
+    from mixdvae.data.audio import list_audio_files, speed_perturb
 
-    from mixdvae.data.audio import SAMPLE_RATE, list_audio_files, read_audio, speed_perturb, write_audio
-
-    source = reverberant_flute(audio_dir, cache_dir)
-    out = cache_dir / "flute_valid_rev_low"
-    files = list_audio_files(source)
-    if out.is_dir() and len(list_audio_files(out)) == len(files):
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        write_audio(out / (f.stem + ".flac"), speed_perturb(read_audio(f), 0.8).astype(np.float32), SAMPLE_RATE)
-    return out
+    files = list_audio_files(reverberant_flute(audio_dir, cache_dir))
+    return _transform_once(files, cache_dir / "flute_valid_rev_low", lambda x: speed_perturb(x, 0.8))
 
 
 def option(label, base, vem=None, prior=None, **kw):

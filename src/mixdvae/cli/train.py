@@ -199,9 +199,7 @@ def _init_from(model: torch.nn.Module, path: Path) -> None:
     if type(source) is not type(model) or bad:
         raise ConfigError(f"--init {path}: a '{source.family}' prior of another architecture than the one asked for "
                           f"('{model.family}'; differing tensors: {', '.join(bad[:4]) or 'none'})")
-    with torch.no_grad():
-        for k, v in theirs.items():
-            own[k].copy_(v)
+    model.load_state_dict(theirs)
 
 
 def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConfig, device: torch.device) -> int:

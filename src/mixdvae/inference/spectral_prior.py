@@ -97,7 +97,7 @@ class SpectralPriorOptions:
                               f"estimate_level_db = {self.estimate_level_db!r} must be finite levels in [-60, 60] dB "
                               "(at least one mixture level)")
         frame_by_frame = (self.recursion, self.first_input) != ("parallel", "zero")
-        if frame_by_frame and (self.estimate_level_db != 0.0 or (self.feedback == "mixture" and levels[:-1] != (0.0,))):
+        if frame_by_frame and (self.estimate_level_db != 0.0 or (self.feedback == "mixture" and tuple(self.mixture_levels_db) != (0.0,))):
             raise ConfigError("SpectralPriorOptions: reading at other levels than 0 dB inside the loop needs "
                               "recursion = 'parallel' and first_input = 'zero'")
 
