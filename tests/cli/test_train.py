@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -206,3 +207,26 @@ def test_init_starts_a_new_run_from_trained_weights(tmp_path, data, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err == ("mixdvae: error: --init starts a new run from trained weights and --resume "
                                  "continues a run: give one of them\n")
+
+
+def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys):
+    """--data A --data B is the same run as --data on one file holding A then B, weight for weight;
+    files of different sequence lengths give a one-line error."""
+    a, b = generate_trajectories(40, 16, seed=5), generate_trajectories(30, 16, seed=6)
+    save_trajectories(tmp_path / "a.npz", a, {"part": "a"})
+    save_trajectories(tmp_path / "b.npz", b, {"part": "b"})
+    save_trajectories(tmp_path / "ab.npz", np.concatenate([a, b]), {"part": "ab"})
+    common = ["--val", str(data / "val.npz"), "--epochs", "2", *TINY_FLAGS]
+    assert main(["train", "--data", str(tmp_path / "a.npz"), "--data", str(tmp_path / "b.npz"),
+                 "--out", str(tmp_path / "two"), *common]) == 0
+    assert main(["train", "--data", str(tmp_path / "ab.npz"), "--out", str(tmp_path / "one"), *common]) == 0
+    two, one = load_file(tmp_path / "two" / "best.safetensors"), load_file(tmp_path / "one" / "best.safetensors")
+    assert two.keys() == one.keys() and all(torch.equal(two[k], one[k]) for k in one)
+    card = read_card(tmp_path / "two" / "best")
+    assert card["data"]["train"]["num"] == 70 and [f["meta"]["part"] for f in card["data"]["train"]["files"]] == ["a", "b"]
+    capsys.readouterr()
+    save_trajectories(tmp_path / "c.npz", generate_trajectories(20, 12, seed=7), {})
+    assert main(["train", "--data", str(tmp_path / "a.npz"), "--data", str(tmp_path / "c.npz"),
+                 "--out", str(tmp_path / "bad"), *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]

@@ -49,10 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Pretrain a DVAE on a trajectories file. Writes DIR/best.safetensors + best.json (the best "
         "weights and their card), DIR/last.* and DIR/last_state.* (for --resume), DIR/log.jsonl and DIR/loss.png.",
     )
-    p.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz",
-                   help="training trajectories (.npz from 'mixdvae data trajectories')")
+    p.add_argument("--data", type=Path, required=True, metavar="TRAIN.npz", action="append",
+                   help="training trajectories (.npz from 'mixdvae data trajectories') or spectra; repeat it to "
+                        "train on several files of the same sequence length (concatenated)")
     val = p.add_mutually_exclusive_group()
-    val.add_argument("--val", type=Path, metavar="VAL.npz", help="validation trajectories (.npz)")
+    val.add_argument("--val", type=Path, metavar="VAL.npz", action="append",
+                     help="validation trajectories (.npz); repeatable like --data")
     val.add_argument("--val-fraction", type=float, metavar="F",
                      help="hold out this fraction of --data for validation (default: 0.1)")
     p.add_argument("--leakage-data", type=Path, metavar="OTHER.npz",
@@ -142,7 +144,22 @@ def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
     return torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)), description
 
 
-def _split(x: torch.Tensor, fraction: float, seed: int, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Training or validation sequences from one or more files, concatenated: (sum N_i, T, x_dim).
+    One file gives its own description; several give {"files": [...], "num": sum}."""
+    loaded = [_load_boxes(path, x_dim) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    lengths = {int(x.shape[1]) for x, _ in loaded}
+    if len(lengths) > 1:
+        raise DataFormatError("the --data / --val files have different sequence lengths ("
+                              + ", ".join(f"{path}: {int(x.shape[1])}" for path, (x, _) in zip(paths, loaded))
+                              + "); make them with the same --length")
+    x = torch.cat([x for x, _ in loaded])
+    return x, {"files": [d for _, d in loaded], "num": int(x.shape[0]), "length": int(x.shape[1])}
+
+
+def _split(x: torch.Tensor, fraction: float, seed: int, path: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Hold out round(fraction * N) sequences (at least 1), chosen by a seeded permutation."""
     if not (0.0 < fraction < 1.0):
         raise ConfigError(f"--val-fraction = {fraction!r}: must be in (0, 1)")
@@ -205,15 +222,15 @@ def _init_from(model: torch.nn.Module, path: Path) -> None:
 def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConfig, device: torch.device) -> int:
     if args.init is not None and args.resume:
         raise ConfigError("--init starts a new run from trained weights and --resume continues a run: give one of them")
-    train_x, train_desc = _load_boxes(args.data, model_cfg.x_dim)
+    train_x, train_desc = _load_files(args.data, model_cfg.x_dim)
     data: dict[str, Any] = {"train": train_desc}
     if args.val is not None:
-        val_x, val_desc = _load_boxes(args.val, model_cfg.x_dim)
+        val_x, val_desc = _load_files(args.val, model_cfg.x_dim)
         data["val"] = val_desc
     else:
         fraction = 0.1 if args.val_fraction is None else args.val_fraction
-        train_x, val_x = _split(train_x, fraction, train_cfg.seed, args.data)
-        data["val"] = {"split_of": str(args.data), "fraction": fraction, "seed": train_cfg.seed,
+        train_x, val_x = _split(train_x, fraction, train_cfg.seed, ", ".join(map(str, args.data)))
+        data["val"] = {"split_of": ", ".join(map(str, args.data)), "fraction": fraction, "seed": train_cfg.seed,
                        "num": int(val_x.shape[0])}
         data["train"]["num"] = int(train_x.shape[0])
     leakage_x = None
