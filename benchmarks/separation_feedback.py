@@ -1,5 +1,5 @@
 """What the audio VEM's feedback adds to the priors' first reading, on the development sets of
-benchmarks/separation_options.py (docs/separation.md, "Reverberation augmentation").
+benchmarks/separation_options.py (docs/separation-history.md, "Reverberation augmentation").
 
 For the given priors it prints, per set, the mean SI-SDR (speech / flute) of:
   dvae-init          the priors' first reading of the mixture (Wiener gains), no loop;

@@ -42,7 +42,7 @@ RUNS = {
 }
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
-# third more time per VEM iteration; docs/separation.md "Ensembles of seeds")
+# third more time per VEM iteration; docs/separation-history.md "Ensembles of seeds")
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
 # the run folder of each seed: runs/NAME_ft_sSEED, the fine-tuned run (its card names the run it started from)
 ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft", "flute_deep_ar": "flute_deep_ar_ft"}

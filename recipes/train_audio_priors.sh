@@ -21,7 +21,7 @@ mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 2
 mixdvae data spectra --audio $A/music/fluidsynth_flute/valid --length 50 --gain-db -20 0 --noise-db -50 --seed 2 \
     --out runs/data/flute_val.npz --no-progress
 # the flute priors train on the renders plus two reverberant copies of each (the renders are dry, real
-# recordings are not; docs/separation.md "Reverberation augmentation"), validate on the held-out
+# recordings are not; docs/separation-history.md "Reverberation augmentation"), validate on the held-out
 # renders plus one copy each
 mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 \
     --reverb 2 --seed 1 --out runs/data/flute_train_rev.npz --no-progress
