@@ -1,6 +1,7 @@
 """Learn the IS-NMF bases of the NMF baselines (src/mixdvae/weights/nmf_bases.safetensors) on the
 same training spectra as the audio priors (runs/data/speech_train.npz and the flute renders with their
-reverberant copies and the copies played 0.8x, runs/data/flute_train_rev_low.npz, made by recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
+reverberant copies and the copies played 0.8x, runs/data/flute_train_rev_low.npz, plus the renders of
+recipes/render_flute.py with theirs, runs/data/flute_train_renders_rev.npz; made by recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
 spaced subset of 20,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 100, 20_000, 0
 def main() -> int:
     torch.set_num_threads(1)
     powers, meta = {}, {}
-    for name, file in (("speech", "speech_train.npz"), ("flute", "flute_train_rev_low.npz")):
-        path = ROOT / "runs" / "data" / file
-        power, info = load_spectra(path)
-        frames = torch.from_numpy(power).reshape(-1, power.shape[-1])  # (S, T, F) -> (S*T, F)
+    for name, files in (("speech", ("speech_train.npz",)), ("flute", ("flute_train_rev_low.npz", "flute_train_renders_rev.npz"))):
+        paths = [ROOT / "runs" / "data" / file for file in files]
+        loaded = [load_spectra(path) for path in paths]
+        frames = torch.cat([torch.from_numpy(power).reshape(-1, power.shape[-1]) for power, _ in loaded])  # (S*T, F)
         keep = torch.linspace(0, frames.shape[0] - 1, min(FRAMES, frames.shape[0])).round().long()
         powers[name] = frames[keep]
-        meta[name] = {"data": str(path.relative_to(ROOT)), "frames": int(len(keep)), "spectra": info}
+        meta[name] = {"data": [str(path.relative_to(ROOT)) for path in paths], "frames": int(len(keep)),
+                      "spectra": [info for _, info in loaded]}
     bases = learn_bases_for_sources(powers, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
     out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
     save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
