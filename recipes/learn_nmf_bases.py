@@ -1,7 +1,9 @@
 """Learn the IS-NMF bases of the NMF baselines (src/mixdvae/weights/nmf_bases.safetensors) on the
 same training spectra as the audio priors (runs/data/speech_train.npz and the flute renders with their
 reverberant copies and the copies played 0.8x, runs/data/flute_train_rev_low.npz, plus the renders of
-recipes/render_flute.py with theirs, runs/data/flute_train_renders_rev.npz; made by recipes/train_audio_priors.sh): K = 32 components per source, 100 iterations, seed 0, on an evenly
+recipes/render_flute.py with theirs, runs/data/flute_train_renders_rev.npz; made by recipes/train_audio_priors.sh): K = 64 components per source
+(32 until stop 19; with the wider flute data 64 does better on the development sets, docs/separation.md "More renders"), 100 iterations, seed 0
+for each source's own generator, on an evenly
 spaced subset of 20,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from mixdvae.baselines.nmf import learn_bases_for_sources, save_nmf_bases
 from mixdvae.data.spectra import load_spectra
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS, ITERATIONS, FRAMES, SEED = 32, 100, 20_000, 0
+COMPONENTS, ITERATIONS, FRAMES, SEED = 64, 100, 20_000, 0
 
 
 def main() -> int:
@@ -29,7 +31,9 @@ def main() -> int:
         powers[name] = frames[keep]
         meta[name] = {"data": [str(path.relative_to(ROOT)) for path in paths], "frames": int(len(keep)),
                       "spectra": [info for _, info in loaded]}
-    bases = learn_bases_for_sources(powers, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
+    # each source from its own generator seeded SEED, so its bases do not depend on the other sources
+    bases = {name: learn_bases_for_sources({name: power}, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED),
+                                           progress=True)[name] for name, power in powers.items()}
     out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
     save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
                                 "iterations": ITERATIONS, "seed": SEED, "training": meta,
