@@ -37,7 +37,7 @@ def main() -> int:
     out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
     save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
                                 "iterations": ITERATIONS, "seed": SEED, "training": meta,
-                                "license": "MIT (learned by this project; data licenses in ../shared/data/SOURCES.md)"})
+                                "license": "MIT (learned by this project; data licenses in ../shared/data/SOURCES.md, and for the renders of recipes/render_flute.py in its docstring: FluidR3_GM and MuseScore General SoundFonts, MIT)"})
     print(f"wrote {out}: {', '.join(f'{k} {tuple(v.shape)}' for k, v in bases.items())}")
     return 0
 

@@ -123,7 +123,10 @@ def main(names: list[str]) -> int:
         }
         card["license"] = ("MIT (weights trained by this project); training audio: LibriSpeech, LJ Speech, VCTK, AMI "
                            "(CC BY 4.0 / public domain), CMU ARCTIC (BSD-style), FluidR3_GM renders (MIT); "
-                           "see ../shared/data/SOURCES.md")
+                           "see ../shared/data/SOURCES.md"
+                           + ("; and renders made by recipes/render_flute.py with FluidSynth from the FluidR3_GM and "
+                              "MuseScore_General_Full SoundFonts (both MIT; Debian packages fluid-soundfont-gm 3.1, "
+                              "musescore-general-soundfont-lossless 0.2.1)" if kind == "flute" else ""))
         write_json(dest.with_suffix(".json"), card)
         r = card["heldout_resynthesis"]
         print(f"{name}: val loss {card['metrics'].get('val_loss', card['metrics'].get('val_loss_members'))} at epoch {card['metrics'].get('best_epoch')}; "
