@@ -5,7 +5,7 @@ utterances; flute: the real Medley-solos-DB flute recordings). Analysis-resynthe
 50-frame segment (peak-normalised) is read by the DVAE (encoder mean, teacher-forced decoder),
 and the magnitude sqrt(v) of its predicted variance is combined with the clip's own phase and
 inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of four
-seeds (ENSEMBLE_SEEDS), each trained then fine-tuned on the low register and the renders of recipes/render_flute.py (runs/NAME_ft2_sSEED). Run from the repository root:
+seeds (ENSEMBLE_SEEDS), each trained then fine-tuned on the low register and the renders of recipes/render_flute.py (runs/NAME_ft3_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ RUNS = {
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
 # third more time per VEM iteration; docs/separation-history.md "Ensembles of seeds")
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
-# the run folder of each seed: runs/NAME_ft2_sSEED, the fine-tuned run (stop 19: on the shared renders and recipes/render_flute.py's) (its card names the run it started from)
-ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft2", "flute_deep_ar": "flute_deep_ar_ft2"}
+# the run folder of each seed: runs/NAME_ft3_sSEED, the fine-tuned run (stop 19: 20 epochs on the shared renders and recipes/render_flute.py's) (its card names the run it started from)
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft3", "flute_deep_ar": "flute_deep_ar_ft3"}
 
 
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
