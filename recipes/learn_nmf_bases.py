@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mixdvae.baselines.nmf import learn_bases_for_sources, save_nmf_bases
+from mixdvae.baselines.nmf import learn_is_nmf_bases, save_nmf_bases
 from mixdvae.data.spectra import load_spectra
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +32,8 @@ def main() -> int:
         meta[name] = {"data": [str(path.relative_to(ROOT)) for path in paths], "frames": int(len(keep)),
                       "spectra": [info for _, info in loaded]}
     # each source from its own generator seeded SEED, so its bases do not depend on the other sources
-    bases = {name: learn_bases_for_sources({name: power}, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED),
-                                           progress=True)[name] for name, power in powers.items()}
+    bases = {name: learn_is_nmf_bases(power, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
+             for name, power in powers.items()}
     out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
     save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
                                 "iterations": ITERATIONS, "seed": SEED, "training": meta,

@@ -12,7 +12,7 @@ musescore-general-soundfont-lossless 0.2.1 (MuseScore_General_Full.sf2, MIT; par
 Each clip i uses numpy default_rng(seed + i); the split (every 5th clip to valid/) is fixed by i.
 Output: FLAC 16 kHz mono 16-bit in OUT/train and OUT/valid, plus OUT/manifest.csv.
 
-    python recipes/render_flute.py --out runs/data/flute_renders --num 500
+    python recipes/render_flute.py --out runs/data/flute_renders --num 400   (the shipped corpus)
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16_000
+from mixdvae.data.audio import SAMPLE_RATE
+
 TICKS_PER_SECOND = 960  # division 480 per quarter at the default 120 BPM
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/MuseScore_General_Full.sf2")
 # zero-based GM program: (name, lowest, highest MIDI note, weight)

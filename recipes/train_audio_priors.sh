@@ -46,6 +46,7 @@ for seed in 128 129 130 131; do
     mixdvae train --config recipes/flute_srnn.toml --data runs/data/flute_train_rev.npz --val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz --seed $seed --out runs/flute_srnn_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar.toml --data runs/data/flute_train_rev.npz --val runs/data/flute_val_rev.npz --leakage-data runs/data/speech_train.npz --seed $seed --out runs/flute_deep_ar_s$seed --threads 1 --no-progress
     # then 20 epochs of fine-tuning on the spectra with the low register and the new renders (stop 18, stop 19)
+    # (the folders are _ft3_: the third fine-tuning recipe; the shipped cards name these runs)
     mixdvae train --config recipes/flute_srnn_finetune.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_s$seed/best.safetensors --out runs/flute_srnn_ft3_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_finetune.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_s$seed/best.safetensors --out runs/flute_deep_ar_ft3_s$seed --threads 1 --no-progress
 done
