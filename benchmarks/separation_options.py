@@ -10,9 +10,17 @@ Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 a
            flute is reverberant, the renders are dry
   arctic-low, libri-low (stop 18)  the same with the reverberant renders played 0.8x (3.9 semitones
            lower): the renders almost never reach the flute's lowest notes, real flute does
+  arctic-renders, libri-renders (stop 20)  the same speech with the 80 held-out clips of
+           recipes/render_flute.py (runs/data/flute_renders/valid, made by recipes/train_audio_priors.sh;
+           other instruments of the flute family, whole ranges, held notes), each in one synthetic room
 Both speech sets are in the priors' training data; the flute files are not.
 
-    python benchmarks/separation_options.py [--set arctic|libri|arctic-rev|libri-rev|arctic-low|libri-low] [--length 100] [--json out.json]
+    python benchmarks/separation_options.py [--set NAME] [--length 100] [--json out.json]
+        [--rows all|short] [--weights SPEECH.safetensors FLUTE.safetensors] [--deep-ar-weights S F] [--nmf-bases B]
+
+`--rows short` scores the baselines and the default preset only, the rows to compare priors or
+bases with (`--rows nmf`: the two NMF rows alone): `--weights` replaces the shipped SRNN priors (for dvae-init and every mixdvae row),
+`--deep-ar-weights` the Deep AR ones, `--nmf-bases` the NMF bases.
 """
 
 from __future__ import annotations
@@ -38,7 +46,10 @@ SETS = {
     "libri-rev": ("librispeech/train-clean-100", 32, 7),
     "arctic-low": ("cmu_arctic", 8, 3),
     "libri-low": ("librispeech/train-clean-100", 32, 7),
+    "arctic-renders": ("cmu_arctic", 8, 3),
+    "libri-renders": ("librispeech/train-clean-100", 32, 7),
 }
+RENDERS = Path("runs") / "data" / "flute_renders" / "valid"  # recipes/render_flute.py, held-out clips
 REVERB_SEED = 11
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
 
@@ -58,10 +69,10 @@ def _transform_once(files: list[Path], out: Path, transform) -> Path:
     return out
 
 
-def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
-    """The held-out flute renders, each in one synthetic room (mixdvae.data.audio.synthetic_reverb;
-    rt60 ~ U[0.3, 1.5] s, wet level ~ U[-9, 0] dB, drawn in file order from seed REVERB_SEED,
-    peak 0.9), written once under ``cache_dir``."""
+def reverberant_flute(audio_dir: Path, cache_dir: Path, clips: Path | None = None, name: str = "flute_valid_rev") -> Path:
+    """The held-out flute renders (or the files of ``clips``), each in one synthetic room
+    (mixdvae.data.audio.synthetic_reverb; rt60 ~ U[0.3, 1.5] s, wet level ~ U[-9, 0] dB, drawn in
+    file order from seed REVERB_SEED, peak 0.9), written once under ``cache_dir / name``."""
     import numpy as np
 
     from mixdvae.data.audio import list_audio_files, synthetic_reverb
@@ -72,8 +83,17 @@ def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
         y = synthetic_reverb(x, float(rng.uniform(0.3, 1.5)), float(rng.uniform(-9, 0)), rng)
         return y / max(np.abs(y).max(), 1e-8) * 0.9
 
-    files = list_audio_files(audio_dir / "music" / "fluidsynth_flute" / "valid")
-    return _transform_once(files, cache_dir / "flute_valid_rev", room)
+    files = list_audio_files(clips if clips is not None else audio_dir / "music" / "fluidsynth_flute" / "valid")
+    return _transform_once(files, cache_dir / name, room)
+
+
+def reverberant_renders(cache_dir: Path) -> Path:
+    """The held-out clips of recipes/render_flute.py (``RENDERS``), each in one synthetic room as in
+    :func:`reverberant_flute`, written once."""
+    if not RENDERS.is_dir():
+        raise SystemExit(f"error: {RENDERS} not found: make it with recipes/train_audio_priors.sh "
+                         "(python recipes/render_flute.py --out runs/data/flute_renders --num 400)")
+    return reverberant_flute(Path(), cache_dir, RENDERS, "flute_renders_valid_rev")
 
 
 def low_flute(audio_dir: Path, cache_dir: Path) -> Path:
@@ -148,6 +168,7 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
         return load_mixtures(cache)
     flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith("-rev")
              else low_flute(audio_dir, cache_dir) if name.endswith("-low")
+             else reverberant_renders(cache_dir) if name.endswith("-renders")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
     mix = make_mixtures(audio_dir / "speech" / speech, flute, [-5.0, 0.0], length, num, seed=seed)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -162,20 +183,29 @@ def main() -> int:
     p.add_argument("--length", type=int, default=100, help="T, STFT frames per mixture (default 100)")
     p.add_argument("--cache-dir", type=Path, default=Path("runs") / "dev")
     p.add_argument("--json", type=Path)
+    p.add_argument("--rows", choices=("all", "short", "nmf"), default="all",
+                   help="all: every option; short: the baselines and the default preset; nmf: the NMF rows alone")
+    p.add_argument("--weights", type=Path, nargs=2, metavar=("SPEECH", "FLUTE"),
+                   help="SRNN checkpoints for dvae-init and mixdvae (default: the shipped ones)")
+    p.add_argument("--deep-ar-weights", type=Path, nargs=2, metavar=("SPEECH", "FLUTE"))
+    p.add_argument("--nmf-bases", type=Path)
     args = p.parse_args()
     torch.set_num_threads(1)
     mix = load_set(args.set, args.length, args.audio_dir, args.cache_dir)
     names = list(mix.source_names)
     base = dataclasses.replace(DEFAULT, chunk_frames=args.length, overlap_frames=0)
+    weights = {"deep-ar": args.deep_ar_weights, "dvae-init": args.weights, "mixdvae": args.weights}
 
     def score(method, cfg):
-        res = Separator(names, method, cfg).separate(mix.mixture)
+        res = Separator(names, method, cfg, weights=weights.get(method), nmf_bases=args.nmf_bases).separate(mix.mixture)
         return {n: float(si_sdr(res.waveforms[:, i], mix.sources[:, i]).mean()) for i, n in enumerate(names)}
 
     rows = [{"option": "mixture", **{n: float(si_sdr(mix.mixture, mix.sources[:, i]).mean()) for i, n in enumerate(names)}}]
-    for method in ("temporal-nmf", "dvae-init", "deep-ar"):
+    for method in ("nmf", "temporal-nmf") if args.rows == "nmf" else ("nmf", "temporal-nmf", "dvae-init", "deep-ar"):
         rows.append({"option": method, **score(method, base)})
-    for label, cfg in options(args.length):
+    chosen = [(label, cfg) for label, cfg in options(args.length)
+              if args.rows == "all" or (args.rows == "short" and label.startswith("default preset: "))]
+    for label, cfg in chosen:
         rows.append({"option": label, **score("mixdvae", cfg)})
     print(f"{args.set}, T = {args.length}, {len(mix.mixture)} mixtures")
     print("| option | " + " | ".join(f"{n} SI-SDR" for n in names) + " |")

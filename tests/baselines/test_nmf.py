@@ -98,6 +98,24 @@ def test_learning_decreases_is_divergence_and_normalises_bases():
     torch.testing.assert_close(w_l2.norm(dim=0), torch.ones(5))
 
 
+def test_restarts_keep_the_fit_of_least_cost():
+    """restarts = R: R fits from successive draws of one generator, the bases of least final cost kept."""
+    g = torch.Generator().manual_seed(3)
+    w_true = torch.rand(F_BINS, 4, generator=g, dtype=D) ** 4
+    frames = (w_true @ torch.rand(4, 120, generator=g, dtype=D) ** 2).T * gamma_noise((120, F_BINS), 2, g)  # (M, F)
+    draws = torch.Generator().manual_seed(5)
+    fits = [fit_is_nmf(frames, 4, 15, draws) for _ in range(4)]  # the same draws, one after another
+    finals = torch.stack([f.costs[-1] for f in fits])
+    assert float(finals.max() - finals.min()) > 1e-6 * float(finals.min())  # the draws do lead to different fits
+    best = int(finals.argmin())
+    kept = learn_is_nmf_bases(frames, 4, 15, torch.Generator().manual_seed(5), restarts=4)
+    torch.testing.assert_close(kept, fits[best].bases)
+    # one restart is one fit, the first draw
+    torch.testing.assert_close(learn_is_nmf_bases(frames, 4, 15, torch.Generator().manual_seed(5)), fits[0].bases)
+    with pytest.raises(ConfigError, match="restarts"):
+        learn_is_nmf_bases(frames, 4, 15, torch.Generator().manual_seed(5), restarts=0)
+
+
 def test_separation_recovers_disjoint_sources(disjoint_problem):
     bases, sources, mix = disjoint_problem
     half = F_BINS // 2

@@ -455,6 +455,7 @@ def learn_is_nmf_bases(
     norm: Literal["l1", "l2"] = "l1",
     step_exponent: float = 1.0,
     floor: float = 1e-10,
+    restarts: int = 1,
 ) -> Tensor:
     """Dictionary W of one source: :func:`fit_is_nmf` of all its training frames as one matrix
     V (F, sum T), min_{W, H >= 0} D_IS(V | WH), with the updates
@@ -463,13 +464,25 @@ def learn_is_nmf_bases(
 
     and the columns of W rescaled to unit ``norm`` (the scale pushed into H).
 
+    The IS cost is not convex, so the fit depends on its initial draw. With ``restarts`` = R > 1,
+    R fits start from R successive draws of ``generator`` and the one of least final cost
+    D_IS(V | W_r H_r) is kept: W = W_r*, r* = argmin_r D_IS(V | W_r H_r). R = 1 is one fit.
+
     Shape: power (S, T, F), (T, F) or a list of (T_i, F) -> W (F, K)
     """
+    restarts = _check_int("restarts", restarts, 1)
     frames = _training_frames(power)  # (sum T, F)
-    return fit_is_nmf(
-        frames, num_components, iterations, generator, device, progress,
-        norm=norm, step_exponent=step_exponent, floor=floor,
-    ).bases
+    best: ISNMFFit | None = None
+    for restart in range(restarts):
+        fit = fit_is_nmf(
+            frames, num_components, iterations, generator, device, progress,
+            norm=norm, step_exponent=step_exponent, floor=floor,
+        )
+        logger.debug("IS-NMF restart %d of %d: final cost %.6g", restart + 1, restarts, fit.costs[-1])
+        if best is None or bool(fit.costs[-1] < best.costs[-1]):
+            best = fit
+    assert best is not None
+    return best.bases
 
 
 def learn_bases_for_sources(
@@ -487,7 +500,8 @@ def learn_bases_for_sources(
     Args:
         powers: source name -> its training power spectra.
         num_components: K_n for all sources, or per name.
-        options: ``norm``, ``step_exponent``, ``floor`` of :func:`fit_is_nmf`.
+        options: ``norm``, ``step_exponent``, ``floor`` of :func:`fit_is_nmf`, ``restarts`` of
+            :func:`learn_is_nmf_bases`.
 
     Shape: powers {name: (S, T, F) or [(T_i, F)]} -> {name: W_n (F, K_n)}
     """
