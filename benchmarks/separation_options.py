@@ -19,7 +19,7 @@ Both speech sets are in the priors' training data; the flute files are not.
         [--rows all|short] [--weights SPEECH.safetensors FLUTE.safetensors] [--deep-ar-weights S F] [--nmf-bases B]
 
 `--rows short` scores the baselines and the default preset only, the rows to compare priors or
-bases with (`--rows nmf`: the two NMF rows alone): `--weights` replaces the shipped SRNN priors (for dvae-init and every mixdvae row),
+bases with (`--rows srnn`: dvae-init and the default preset; `--rows nmf`: the two NMF rows alone): `--weights` replaces the shipped SRNN priors (for dvae-init and every mixdvae row),
 `--deep-ar-weights` the Deep AR ones, `--nmf-bases` the NMF bases.
 """
 
@@ -183,8 +183,9 @@ def main() -> int:
     p.add_argument("--length", type=int, default=100, help="T, STFT frames per mixture (default 100)")
     p.add_argument("--cache-dir", type=Path, default=Path("runs") / "dev")
     p.add_argument("--json", type=Path)
-    p.add_argument("--rows", choices=("all", "short", "nmf"), default="all",
-                   help="all: every option; short: the baselines and the default preset; nmf: the NMF rows alone")
+    p.add_argument("--rows", choices=("all", "short", "srnn", "nmf"), default="all",
+                   help="all: every option; short: the baselines and the default preset; srnn: dvae-init and "
+                        "the default preset; nmf: the NMF rows alone")
     p.add_argument("--weights", type=Path, nargs=2, metavar=("SPEECH", "FLUTE"),
                    help="SRNN checkpoints for dvae-init and mixdvae (default: the shipped ones)")
     p.add_argument("--deep-ar-weights", type=Path, nargs=2, metavar=("SPEECH", "FLUTE"))
@@ -201,10 +202,11 @@ def main() -> int:
         return {n: float(si_sdr(res.waveforms[:, i], mix.sources[:, i]).mean()) for i, n in enumerate(names)}
 
     rows = [{"option": "mixture", **{n: float(si_sdr(mix.mixture, mix.sources[:, i]).mean()) for i, n in enumerate(names)}}]
-    for method in ("nmf", "temporal-nmf") if args.rows == "nmf" else ("nmf", "temporal-nmf", "dvae-init", "deep-ar"):
+    baselines = {"nmf": ("nmf", "temporal-nmf"), "srnn": ("dvae-init",)}.get(args.rows, ("nmf", "temporal-nmf", "dvae-init", "deep-ar"))
+    for method in baselines:
         rows.append({"option": method, **score(method, base)})
     chosen = [(label, cfg) for label, cfg in options(args.length)
-              if args.rows == "all" or (args.rows == "short" and label.startswith("default preset: "))]
+              if args.rows == "all" or (args.rows in ("short", "srnn") and label.startswith("default preset: "))]
     for label, cfg in chosen:
         rows.append({"option": label, **score("mixdvae", cfg)})
     print(f"{args.set}, T = {args.length}, {len(mix.mixture)} mixtures")

@@ -4,7 +4,9 @@ reverberant copies and the copies played 0.8x, runs/data/flute_train_rev_low.npz
 recipes/render_flute.py with theirs, runs/data/flute_train_renders_rev.npz; made by recipes/train_audio_priors.sh): K = 64 components per source
 (32 until stop 19; with the wider flute data 64 does better on the development sets, docs/separation.md "More renders"), 100 iterations, seed 0
 for each source's own generator, on an evenly
-spaced subset of 20,000 frames per source. Run from the repository root: python recipes/learn_nmf_bases.py"""
+spaced subset of 20,000 frames per source, one initial draw (RESTARTS = 1). `--restarts 8` keeps the best of eight draws
+by final IS divergence: tried at stop 20, it separated 0.3 / 0.2 dB worse on the development sets, so lower
+training divergence is not better separation here (docs/separation.md "NMF restarts"). Run from the repository root: python recipes/learn_nmf_bases.py"""
 
 from __future__ import annotations
 
@@ -17,10 +19,17 @@ from mixdvae.baselines.nmf import learn_is_nmf_bases, save_nmf_bases
 from mixdvae.data.spectra import load_spectra
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENTS, ITERATIONS, FRAMES, SEED = 64, 100, 20_000, 0
+COMPONENTS, ITERATIONS, FRAMES, SEED, RESTARTS = 64, 100, 20_000, 0, 1
 
 
 def main() -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors",
+                   help="where to write the bases (default: the shipped file)")
+    p.add_argument("--restarts", type=int, default=RESTARTS, help=f"initial draws per source (default {RESTARTS})")
+    args = p.parse_args()
     torch.set_num_threads(1)
     powers, meta = {}, {}
     for name, files in (("speech", ("speech_train.npz",)), ("flute", ("flute_train_rev_low.npz", "flute_train_renders_rev.npz"))):
@@ -32,11 +41,13 @@ def main() -> int:
         meta[name] = {"data": [str(path.relative_to(ROOT)) for path in paths], "frames": int(len(keep)),
                       "spectra": [info for _, info in loaded]}
     # each source from its own generator seeded SEED, so its bases do not depend on the other sources
-    bases = {name: learn_is_nmf_bases(power, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED), progress=True)
+    bases = {name: learn_is_nmf_bases(power, COMPONENTS, ITERATIONS, torch.Generator().manual_seed(SEED),
+                                       progress=True, restarts=args.restarts)
              for name, power in powers.items()}
-    out = ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors"
-    save_nmf_bases(out, bases, {"command": "python recipes/learn_nmf_bases.py", "components_per_source": COMPONENTS,
-                                "iterations": ITERATIONS, "seed": SEED, "training": meta,
+    out = args.out
+    save_nmf_bases(out, bases, {"command": "python " + " ".join(["recipes/learn_nmf_bases.py", *sys.argv[1:]]), "components_per_source": COMPONENTS,
+                                "iterations": ITERATIONS, "seed": SEED,
+                                "restarts": args.restarts, "training": meta,
                                 "license": "MIT (learned by this project; data licenses in ../shared/data/SOURCES.md, and for the renders of recipes/render_flute.py in its docstring: FluidR3_GM and MuseScore General SoundFonts, MIT)"})
     print(f"wrote {out}: {', '.join(f'{k} {tuple(v.shape)}' for k, v in bases.items())}")
     return 0

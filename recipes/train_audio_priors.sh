@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 4 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes, each flute SRNN 15 to 25 and 26 more to fine-tune). Run from the repository root with the
+# recordings) is never seen. About 5 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes, each flute SRNN 15 to 25, 26 more to fine-tune and 13 to anneal). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -49,6 +49,9 @@ for seed in 128 129 130 131; do
     # (the folders are _ft3_: the third fine-tuning recipe; the shipped cards name these runs)
     mixdvae train --config recipes/flute_srnn_finetune.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_s$seed/best.safetensors --out runs/flute_srnn_ft3_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_finetune.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_s$seed/best.safetensors --out runs/flute_deep_ar_ft3_s$seed --threads 1 --no-progress
+    # then (stop 20) 10 more epochs from those weights with the rate annealed on a cosine from 2e-3 to 2e-5
+    mixdvae train --config recipes/flute_srnn_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft3_s$seed/best.safetensors --out runs/flute_srnn_ft4_s$seed --threads 1 --no-progress
+    mixdvae train --config recipes/flute_deep_ar_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft3_s$seed/best.safetensors --out runs/flute_deep_ar_ft4_s$seed --threads 1 --no-progress
 done
 mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
