@@ -16,7 +16,7 @@ Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 a
 Both speech sets are in the priors' training data; the flute files are not.
 
     python benchmarks/separation_options.py [--set NAME] [--length 100] [--json out.json]
-        [--rows all|short] [--weights SPEECH.safetensors FLUTE.safetensors] [--deep-ar-weights S F] [--nmf-bases B]
+        [--rows all|short|srnn|nmf] [--weights SPEECH.safetensors FLUTE.safetensors] [--deep-ar-weights S F] [--nmf-bases B]
 
 `--rows short` scores the baselines and the default preset only, the rows to compare priors or
 bases with (`--rows srnn`: dvae-init and the default preset; `--rows nmf`: the two NMF rows alone): `--weights` replaces the shipped SRNN priors (for dvae-init and every mixdvae row),
@@ -69,10 +69,10 @@ def _transform_once(files: list[Path], out: Path, transform) -> Path:
     return out
 
 
-def reverberant_flute(audio_dir: Path, cache_dir: Path, clips: Path | None = None, name: str = "flute_valid_rev") -> Path:
-    """The held-out flute renders (or the files of ``clips``), each in one synthetic room
-    (mixdvae.data.audio.synthetic_reverb; rt60 ~ U[0.3, 1.5] s, wet level ~ U[-9, 0] dB, drawn in
-    file order from seed REVERB_SEED, peak 0.9), written once under ``cache_dir / name``."""
+def in_rooms(clips: Path, out: Path) -> Path:
+    """Each audio file of ``clips`` in one synthetic room (mixdvae.data.audio.synthetic_reverb;
+    rt60 ~ U[0.3, 1.5] s, wet level ~ U[-9, 0] dB, drawn in file order from seed REVERB_SEED,
+    peak 0.9), written once under ``out``."""
     import numpy as np
 
     from mixdvae.data.audio import list_audio_files, synthetic_reverb
@@ -83,17 +83,21 @@ def reverberant_flute(audio_dir: Path, cache_dir: Path, clips: Path | None = Non
         y = synthetic_reverb(x, float(rng.uniform(0.3, 1.5)), float(rng.uniform(-9, 0)), rng)
         return y / max(np.abs(y).max(), 1e-8) * 0.9
 
-    files = list_audio_files(clips if clips is not None else audio_dir / "music" / "fluidsynth_flute" / "valid")
-    return _transform_once(files, cache_dir / name, room)
+    return _transform_once(list_audio_files(clips), out, room)
+
+
+def reverberant_flute(audio_dir: Path, cache_dir: Path) -> Path:
+    """The held-out flute renders, each in one synthetic room (:func:`in_rooms`), written once."""
+    return in_rooms(audio_dir / "music" / "fluidsynth_flute" / "valid", cache_dir / "flute_valid_rev")
 
 
 def reverberant_renders(cache_dir: Path) -> Path:
-    """The held-out clips of recipes/render_flute.py (``RENDERS``), each in one synthetic room as in
-    :func:`reverberant_flute`, written once."""
+    """The held-out clips of recipes/render_flute.py (``RENDERS``), each in one synthetic room
+    (:func:`in_rooms`), written once."""
     if not RENDERS.is_dir():
         raise SystemExit(f"error: {RENDERS} not found: make it with recipes/train_audio_priors.sh "
                          "(python recipes/render_flute.py --out runs/data/flute_renders --num 400)")
-    return reverberant_flute(Path(), cache_dir, RENDERS, "flute_renders_valid_rev")
+    return in_rooms(RENDERS, cache_dir / "flute_renders_valid_rev")
 
 
 def low_flute(audio_dir: Path, cache_dir: Path) -> Path:

@@ -10,6 +10,7 @@ training divergence is not better separation here (docs/separation.md "NMF resta
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,8 +24,6 @@ COMPONENTS, ITERATIONS, FRAMES, SEED, RESTARTS = 64, 100, 20_000, 0, 1
 
 
 def main() -> int:
-    import argparse
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "src" / "mixdvae" / "weights" / "nmf_bases.safetensors",
                    help="where to write the bases (default: the shipped file)")
