@@ -13,6 +13,9 @@ Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 a
   arctic-renders, libri-renders (stop 20)  the same speech with the 80 held-out clips of
            recipes/render_flute.py (runs/data/flute_renders/valid, made by recipes/train_audio_priors.sh;
            other instruments of the flute family, whole ranges, held notes), each in one synthetic room
+  arctic-notes, libri-notes (stop 21)  the same speech with the 40 held-out clips of
+           recipes/sample_flute.py (runs/data/flute_sampled/valid): melodies played with two recorded notes
+           of a real flute (E4, A5) that its training clips never use, each in one synthetic room
 Both speech sets are in the priors' training data; the flute files are not.
 
     python benchmarks/separation_options.py [--set NAME] [--length 100] [--json out.json]
@@ -48,8 +51,11 @@ SETS = {
     "libri-low": ("librispeech/train-clean-100", 32, 7),
     "arctic-renders": ("cmu_arctic", 8, 3),
     "libri-renders": ("librispeech/train-clean-100", 32, 7),
+    "arctic-notes": ("cmu_arctic", 8, 3),
+    "libri-notes": ("librispeech/train-clean-100", 32, 7),
 }
 RENDERS = Path("runs") / "data" / "flute_renders" / "valid"  # recipes/render_flute.py, held-out clips
+SAMPLED = Path("runs") / "data" / "flute_sampled" / "valid"  # recipes/sample_flute.py, held-out real notes
 REVERB_SEED = 11
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
 
@@ -98,6 +104,15 @@ def reverberant_renders(cache_dir: Path) -> Path:
         raise SystemExit(f"error: {RENDERS} not found: make it with recipes/train_audio_priors.sh "
                          "(python recipes/render_flute.py --out runs/data/flute_renders --num 400)")
     return in_rooms(RENDERS, cache_dir / "flute_renders_valid_rev")
+
+
+def reverberant_notes(cache_dir: Path) -> Path:
+    """The held-out clips of recipes/sample_flute.py (``SAMPLED``: melodies of real flute notes kept out of
+    training), each in one synthetic room (:func:`in_rooms`), written once."""
+    if not SAMPLED.is_dir():
+        raise SystemExit(f"error: {SAMPLED} not found: make it with recipes/train_audio_priors.sh "
+                         "(python recipes/sample_flute.py --samples runs/data/tonejs_flute/package --out runs/data/flute_sampled)")
+    return in_rooms(SAMPLED, cache_dir / "flute_sampled_valid_rev")
 
 
 def low_flute(audio_dir: Path, cache_dir: Path) -> Path:
@@ -173,6 +188,7 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
     flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith("-rev")
              else low_flute(audio_dir, cache_dir) if name.endswith("-low")
              else reverberant_renders(cache_dir) if name.endswith("-renders")
+             else reverberant_notes(cache_dir) if name.endswith("-notes")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
     mix = make_mixtures(audio_dir / "speech" / speech, flute, [-5.0, 0.0], length, num, seed=seed)
     cache.parent.mkdir(parents=True, exist_ok=True)
