@@ -230,3 +230,31 @@ def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys)
                  "--out", str(tmp_path / "bad"), *common]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]
+
+
+def test_several_data_files_are_held_one_at_a_time(tmp_path, monkeypatch):
+    """Reading --data A --data B --data C never holds two files' arrays at once (memory peaks at the
+    concatenation plus one file), and the result is their concatenation in order."""
+    import weakref
+
+    from mixdvae.cli import train as train_cli
+
+    parts = [generate_trajectories(n, 16, seed=s) for n, s in ((40, 5), (30, 6), (20, 7))]
+    paths = []
+    for i, part in enumerate(parts):
+        paths.append(tmp_path / f"{i}.npz")
+        save_trajectories(paths[-1], part, {"part": i})
+    alive: list[weakref.ref] = []
+    real = train_cli._load_boxes
+
+    def watched(path, x_dim):
+        assert all(ref() is None for ref in alive), "a file's array was still held when the next was read"
+        x, description = real(path, x_dim)
+        alive.append(weakref.ref(x))
+        return x, description
+
+    monkeypatch.setattr(train_cli, "_load_boxes", watched)
+    x, description = train_cli._load_files(paths, 4)
+    assert len(alive) == 6  # two passes over three files
+    assert torch.equal(x, torch.from_numpy(np.concatenate(parts).astype(np.float32)))
+    assert description["num"] == 90 and [f["meta"]["part"] for f in description["files"]] == [0, 1, 2]
