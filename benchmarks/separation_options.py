@@ -16,6 +16,9 @@ Development sets (held-out flute never trained on, rendered unless named -notes;
   arctic-notes, libri-notes (stop 21)  the same speech with the 40 held-out clips of
            recipes/sample_flute.py (runs/data/flute_sampled/valid): melodies played with two recorded notes
            of a real flute (E4, A5) that its training clips never use, each in one synthetic room
+  libri-unseen (stop 21)  the 50 LibriSpeech speakers that recipes/speech_heldout_check.sh keeps out of
+           its speech prior (runs/data/speech_split/held) with the reverberant held-out renders of
+           libri-rev: with that prior (--weights), the one set whose speakers the speech prior never heard
 Both speech sets are in the priors' training data; the flute files are not.
 
     python benchmarks/separation_options.py [--set NAME] [--length 100] [--json out.json]
@@ -53,8 +56,10 @@ SETS = {
     "libri-renders": ("librispeech/train-clean-100", 32, 7),
     "arctic-notes": ("cmu_arctic", 8, 3),
     "libri-notes": ("librispeech/train-clean-100", 32, 7),
+    "libri-unseen": ("librispeech/train-clean-100", 32, 7),
 }
 RENDERS = Path("runs") / "data" / "flute_renders" / "valid"  # recipes/render_flute.py, held-out clips
+UNSEEN = Path("runs") / "data" / "speech_split" / "held"  # recipes/speech_heldout_check.sh, held-out speakers
 SAMPLED = Path("runs") / "data" / "flute_sampled" / "valid"  # recipes/sample_flute.py, held-out real notes
 REVERB_SEED = 11
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
@@ -185,12 +190,15 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
     cache = cache_dir / f"dev_{name}_T{length}_n{num}_s{seed}.npz"
     if cache.is_file():
         return load_mixtures(cache)
-    flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith("-rev")
+    flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith(("-rev", "-unseen"))
              else low_flute(audio_dir, cache_dir) if name.endswith("-low")
              else reverberant_renders(cache_dir) if name.endswith("-renders")
              else reverberant_notes(cache_dir) if name.endswith("-notes")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
-    mix = make_mixtures(audio_dir / "speech" / speech, flute, [-5.0, 0.0], length, num, seed=seed)
+    if name.endswith("-unseen") and not UNSEEN.is_dir():
+        raise SystemExit(f"error: {UNSEEN} not found: make it with recipes/speech_heldout_check.sh")
+    voices = UNSEEN if name.endswith("-unseen") else audio_dir / "speech" / speech
+    mix = make_mixtures(voices, flute, [-5.0, 0.0], length, num, seed=seed)
     cache.parent.mkdir(parents=True, exist_ok=True)
     save_mixtures(cache, mix)
     return mix

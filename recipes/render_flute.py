@@ -117,6 +117,22 @@ def render(fluidsynth: str, soundfont: str, midi: Path, wav: Path) -> np.ndarray
     return mono[loud[0]:loud[-1] + 1] if len(loud) else mono[:0]
 
 
+def write_clip(out: Path, path: Path, signal: np.ndarray) -> None:
+    """OUT/PATH as 16 kHz mono 16-bit FLAC (its folder made when missing)."""
+    (out / path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out / path, signal.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+
+
+def write_manifest(out: Path, rows: list[dict]) -> None:
+    """OUT/manifest.csv, one row per clip, and a one-line summary of the minutes of each split."""
+    with open(out / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    minutes = {s: sum(r["duration_s"] for r in rows if r["split"] == s) / 60 for s in ("train", "valid")}
+    print(f"wrote {len(rows)} clips to {out}: train {minutes['train']:.1f} min, valid {minutes['valid']:.1f} min")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -146,19 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             signal = render(fluidsynth, soundfont, midi, wav)
             split = "valid" if i % 5 == 4 else "train"
             path = Path(split) / f"{name}_p{program:03d}_{Path(soundfont).stem}_s{args.seed + i}.flac"
-            (args.out / split).mkdir(parents=True, exist_ok=True)
-            sf.write(args.out / path, signal.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+            write_clip(args.out, path, signal)
             rows.append({"path": str(path), "split": split, "program": program, "instrument": name,
                          "soundfont": Path(soundfont).name, "seed": args.seed + i,
                          "duration_s": round(len(signal) / SAMPLE_RATE, 2), **info})
             print(f"\r{i + 1}/{args.num} {path}", end="", file=sys.stderr)
     print(file=sys.stderr)
-    with open(args.out / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    minutes = {s: sum(r["duration_s"] for r in rows if r["split"] == s) / 60 for s in ("train", "valid")}
-    print(f"wrote {len(rows)} clips to {args.out}: train {minutes['train']:.1f} min, valid {minutes['valid']:.1f} min")
+    write_manifest(args.out, rows)
     return 0
 
 

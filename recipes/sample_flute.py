@@ -21,7 +21,6 @@ OUT/manifest.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_flute import melody  # noqa: E402
+from render_flute import melody, write_clip, write_manifest  # noqa: E402
 
 from mixdvae.data.audio import SAMPLE_RATE  # noqa: E402
 
@@ -132,18 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             centre = int(rng.choice(sorted(valid)))
             signal, info = sample_melody(rng, {centre: valid[centre]}, around=centre)
         path = Path(split) / f"flute_sampled_s{args.seed + i}.flac"
-        (args.out / split).mkdir(parents=True, exist_ok=True)
-        sf.write(args.out / path, signal.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+        write_clip(args.out, path, signal)
         rows.append({"path": str(path), "split": split, "seed": args.seed + i,
                      "duration_s": round(len(signal) / SAMPLE_RATE, 2), **info})
         print(f"\r{i + 1}/{args.num + args.num_valid} {path}", end="", file=sys.stderr)
     print(file=sys.stderr)
-    with open(args.out / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    minutes = {s: sum(r["duration_s"] for r in rows if r["split"] == s) / 60 for s in ("train", "valid")}
-    print(f"wrote {len(rows)} clips to {args.out}: train {minutes['train']:.1f} min, valid {minutes['valid']:.1f} min")
+    write_manifest(args.out, rows)
     return 0
 
 
