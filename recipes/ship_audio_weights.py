@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "data" / "audio"
 T = 50
 RUNS = {
-    "speech_srnn": ("recipes/speech_srnn.toml", "runs/data/speech_train_hop25.npz",
-                    "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
+    "speech_srnn": ("recipes/speech_srnn_anneal.toml", "runs/data/speech_train_hop25.npz",
+                    "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz --init runs/speech_srnn/best.safetensors", "speech"),
     "flute_srnn": ("recipes/flute_srnn_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
                    "--data runs/data/flute_train_sampled_rev.npz",
                    "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
                    "--init runs/flute_srnn_ft4_sSEED/best.safetensors", "flute"),
-    "speech_deep_ar": ("recipes/speech_deep_ar.toml", "runs/data/speech_train_hop25.npz",
-                       "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz", "speech"),
+    "speech_deep_ar": ("recipes/speech_deep_ar_anneal.toml", "runs/data/speech_train_hop25.npz",
+                       "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz --init runs/speech_deep_ar/best.safetensors", "speech"),
     "flute_deep_ar": ("recipes/flute_deep_ar_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
                    "--data runs/data/flute_train_sampled_rev.npz",
                       "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
@@ -51,6 +51,9 @@ ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129
 # real-note melodies, the rate on a cosine, from runs/NAME_ft4_sSEED, the annealed run of stop 20, itself from
 # runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the shared renders and recipes/render_flute.py's) (its card names
 # the run it started from)
+# the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
+# "Annealing": it gains on speakers the prior never heard)
+SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar_an"}
 ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft5n", "flute_deep_ar": "flute_deep_ar_ft5n"}
 
 
@@ -108,15 +111,17 @@ def main(names: list[str]) -> int:
     for name in names or list(RUNS):
         config, train, val, kind = RUNS[name]
         seeds = ENSEMBLE_SEEDS.get(name)
-        shipped = install_best(name) if seeds is None else install_ensemble(name, seeds)
+        shipped = install_best(name, SINGLE_RUN.get(name)) if seeds is None else install_ensemble(name, seeds)
         if shipped is None:
             continue
         dest, card = shipped
         model = load_dvae(dest.with_suffix(".safetensors"))
         files = heldout_files(kind)
-        run = f"runs/{name}" if seeds is None else f"runs/{ENSEMBLE_RUN.get(name, name)}_sSEED"
+        run = f"runs/{SINGLE_RUN.get(name, name)}" if seeds is None else f"runs/{ENSEMBLE_RUN.get(name, name)}_sSEED"
         card["command"] = (f"mixdvae train --config {config} --data {train} {val} --seed {card['seed'] if seeds is None else 'SEED'} "
                            f"--out {run}  (data made by recipes/train_audio_priors.sh)")
+        if seeds is None and name in SINGLE_RUN:
+            card["command"] += f", after training runs/{name} with recipes/{name}.toml (recipes/train_audio_priors.sh)"
         if seeds is not None:
             card["command"] += (f", for SEED in {', '.join(map(str, seeds))}, after training runs/{name}_sSEED with "
                                 f"recipes/{name}.toml on runs/data/flute_train_rev.npz and fine-tuning it into "

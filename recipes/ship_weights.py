@@ -27,10 +27,10 @@ RUNS = {
 }
 
 
-def install_best(name: str) -> tuple[Path, dict] | None:
-    """Copy runs/NAME/best.{safetensors,json} to src/mixdvae/weights/NAME.*; return the destination
-    (without suffix) and the card to complete, or None (with a message) if the run has no best weights."""
-    run = ROOT / "runs" / name
+def install_best(name: str, run_name: str | None = None) -> tuple[Path, dict] | None:
+    """Copy runs/RUN_NAME/best.{safetensors,json} (RUN_NAME defaults to NAME) to src/mixdvae/weights/NAME.*; return
+    the destination (without suffix) and the card to complete, or None (with a message) if the run has no best weights."""
+    run = ROOT / "runs" / (run_name or name)
     if not (run / "best.safetensors").is_file():
         print(f"skip {name}: {run}/best.safetensors not found")
         return None
