@@ -29,19 +29,21 @@ from ship_weights import install_best  # recipes/ is this script's folder, so on
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "data" / "audio"
 T = 50
+FLUTE_TRAIN = ("runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
+               "--data runs/data/flute_train_sampled_rev.npz")
+FLUTE_VAL = ("--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz "
+             "--leakage-data runs/data/speech_train.npz")
+SPEECH_VAL = "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz"
+# NAME: (config, training data, validation data and the run it starts from, held-out clips)
 RUNS = {
     "speech_srnn": ("recipes/speech_srnn_anneal.toml", "runs/data/speech_train_hop25.npz",
-                    "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz --init runs/speech_srnn/best.safetensors", "speech"),
-    "flute_srnn": ("recipes/flute_srnn_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
-                   "--data runs/data/flute_train_sampled_rev.npz",
-                   "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
-                   "--init runs/flute_srnn_ft4_sSEED/best.safetensors", "flute"),
+                    f"{SPEECH_VAL} --init runs/speech_srnn/best.safetensors", "speech"),
+    "flute_srnn": ("recipes/flute_srnn_real_notes.toml", FLUTE_TRAIN,
+                   f"{FLUTE_VAL} --init runs/flute_srnn_ft4_sSEED/best.safetensors", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar_anneal.toml", "runs/data/speech_train_hop25.npz",
-                       "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz --init runs/speech_deep_ar/best.safetensors", "speech"),
-    "flute_deep_ar": ("recipes/flute_deep_ar_real_notes.toml", "runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz "
-                   "--data runs/data/flute_train_sampled_rev.npz",
-                      "--val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz --leakage-data runs/data/speech_train.npz "
-                      "--init runs/flute_deep_ar_ft4_sSEED/best.safetensors", "flute"),
+                       f"{SPEECH_VAL} --init runs/speech_deep_ar/best.safetensors", "speech"),
+    "flute_deep_ar": ("recipes/flute_deep_ar_real_notes.toml", FLUTE_TRAIN,
+                      f"{FLUTE_VAL} --init runs/flute_deep_ar_ft4_sSEED/best.safetensors", "flute"),
 }
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
@@ -51,10 +53,10 @@ ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129
 # real-note melodies, the rate on a cosine, from runs/NAME_ft4_sSEED, the annealed run of stop 20, itself from
 # runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the shared renders and recipes/render_flute.py's) (its card names
 # the run it started from)
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft5n", "flute_deep_ar": "flute_deep_ar_ft5n"}
 # the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
 # "Annealing": it gains on speakers the prior never heard)
 SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar_an"}
-ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft5n", "flute_deep_ar": "flute_deep_ar_ft5n"}
 
 
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
