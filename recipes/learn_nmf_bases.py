@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mixdvae.baselines.nmf import learn_is_nmf_bases, save_nmf_bases
-from mixdvae.data.spectra import load_spectra
+from mixdvae.data.spectra import load_spectra, spectra_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS, ITERATIONS, FRAMES, SEED, RESTARTS = 64, 100, 20_000, 0, 1
@@ -26,12 +26,9 @@ COMPONENTS, ITERATIONS, FRAMES, SEED, RESTARTS = 64, 100, 20_000, 0, 1
 
 def evenly_spaced_frames(paths: list[Path], count: int) -> tuple[torch.Tensor, list[dict]]:
     """COUNT frames evenly spaced over the frames of PATHS read in order as one sequence (all of them if fewer):
-    (count, F). One file is held at a time (the flute spectra are about 6 GB together)."""
-    sizes = []
-    for path in paths:
-        power, _ = load_spectra(path)
-        sizes.append(power.shape[0] * power.shape[1])
-        del power
+    (count, F). Each file is sized from its header, then read once; one is held at a time (the flute spectra
+    are about 6 GB together)."""
+    sizes = [num * length for num, length, _ in map(spectra_shape, paths)]
     keep = torch.linspace(0, sum(sizes) - 1, min(count, sum(sizes))).round().long()
     parts, infos, start = [], [], 0
     for path, size in zip(paths, sizes):

@@ -232,9 +232,34 @@ def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys)
     assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]
 
 
+@pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra"])
+def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data, capsys, case):
+    """The several-file reader sizes files from their headers; a bad second file still fails with the
+    same one line as when it is the only --data file (shape, value and format errors alike)."""
+    bad = tmp_path / "bad.npz"
+    boxes = generate_trajectories(10, 16, seed=8)
+    if case == "not-npz":
+        bad.write_text("boxes\n")
+    elif case == "wrong-width":
+        np.savez(bad, boxes=boxes[..., :3])
+    elif case == "nan":
+        boxes[2, 5, 1] = np.nan
+        np.savez(bad, boxes=boxes)
+    elif case == "spectra":  # a spectra file of 513 bins where the model reads 4 values per frame
+        np.savez(bad, power=np.ones((3, 16, 513), np.float32))
+    errors = []
+    for data_flags in (["--data", str(bad)], ["--data", str(data / "train.npz"), "--data", str(bad)]):
+        code = main(["train", *data_flags, "--val", str(data / "val.npz"), "--out", str(tmp_path / "run"),
+                     "--epochs", "1", *TINY_FLAGS])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and str(bad) in err[0], err
+        errors.append(err[0])
+    assert errors[0] == errors[1]
+
+
 def test_several_data_files_are_held_one_at_a_time(tmp_path, monkeypatch):
-    """Reading --data A --data B --data C never holds two files' arrays at once (memory peaks at the
-    concatenation plus one file), and the result is their concatenation in order."""
+    """Reading --data A --data B --data C reads each file once and never holds two files' arrays at once
+    (memory peaks at the concatenation plus one file); the result is their concatenation in order."""
     import weakref
 
     from mixdvae.cli import train as train_cli
@@ -255,6 +280,6 @@ def test_several_data_files_are_held_one_at_a_time(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_cli, "_load_boxes", watched)
     x, description = train_cli._load_files(paths, 4)
-    assert len(alive) == 6  # two passes over three files
+    assert len(alive) == 3  # the shapes come from the files' headers; each file's data is read once
     assert torch.equal(x, torch.from_numpy(np.concatenate(parts).astype(np.float32)))
     assert description["num"] == 90 and [f["meta"]["part"] for f in description["files"]] == [0, 1, 2]

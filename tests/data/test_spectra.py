@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixdvae.data.spectra import is_spectra_file, load_spectra, random_gains_db, save_spectra
+from mixdvae.data.spectra import is_spectra_file, load_spectra, random_gains_db, save_spectra, spectra_shape
 from mixdvae.errors import DataFormatError
 
 
@@ -89,6 +89,31 @@ def test_bad_files_are_refused_naming_the_file(tmp_path, case, message):
     with pytest.raises(DataFormatError) as info:
         load_spectra(path)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    if case in ("nan", "inf", "negative", "bad-meta"):  # values: only a full read can tell
+        assert spectra_shape(path) == power.shape
+    else:  # the header-only reader refuses the file with the same line
+        with pytest.raises(DataFormatError) as info:
+            spectra_shape(path)
+        assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_spectra_shape_reads_the_header_alone(tmp_path):
+    """spectra_shape gives load_spectra's shape for a compressed file, and answers from the header of an
+    archive whose data is cut off after it (which load_spectra refuses)."""
+    import io
+    import zipfile
+
+    path = save_spectra(tmp_path / "s.npz", _power(S=5, T=7, F=9), {})
+    assert spectra_shape(path) == load_spectra(path)[0].shape == (5, 7, 9)
+    whole = io.BytesIO()
+    np.save(whole, _power(S=300, T=50, F=513))
+    cut = tmp_path / "cut.npz"
+    with zipfile.ZipFile(cut, "w") as archive:
+        archive.writestr("power.npy", whole.getvalue()[:200])  # the 128-byte header and a little data
+    assert spectra_shape(cut) == (300, 50, 513)
+    with pytest.raises(DataFormatError, match="cannot read the arrays"):
+        load_spectra(cut)
 
 
 def test_random_gains_are_seeded_and_in_range():

@@ -144,32 +144,42 @@ def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
     return torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)), description
 
 
+def _sequence_shape(path: Path, x_dim: int) -> tuple[int, ...]:
+    """The shape (N, T, x_dim) of a training file's sequences from its header alone. A file whose
+    header does not show that shape is read in full, so it fails with :func:`_load_boxes`'s error."""
+    from mixdvae.data.spectra import is_spectra_file
+    from mixdvae.utils.io import read_npz_shapes
+
+    key, what = ("power", "spectra file") if is_spectra_file(path) else ("boxes", "trajectories file")
+    shape = read_npz_shapes(path, (key,), what=what)[key]
+    if len(shape) != 3 or shape[0] == 0 or shape[1] < 2 or shape[2] != x_dim:
+        return tuple(_load_boxes(path, x_dim)[0].shape)
+    return shape
+
+
 def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
     """Training or validation sequences from one or more files, concatenated: (sum N_i, T, x_dim).
     One file gives its own description; several give {"files": [...], "num": sum}.
 
-    Several files are read twice, one at a time: once for their shapes, then copied into one
+    Several files are first sized from their headers (no data read), then read one at a time into one
     preallocated tensor, so memory peaks at the concatenation plus one file (not twice the
-    concatenation, as reading them all and concatenating would: 12 GB for 6 GB of flute spectra)."""
+    concatenation, as reading them all and concatenating would: 12 GB for 6 GB of flute spectra), and
+    each file is read once."""
     if len(paths) == 1:
         return _load_boxes(paths[0], x_dim)
-    shapes, descriptions = [], []
-    for path in paths:
-        x, description = _load_boxes(path, x_dim)
-        shapes.append(tuple(x.shape))
-        descriptions.append(description)
-        del x
+    shapes = [_sequence_shape(path, x_dim) for path in paths]
     if len({shape[1] for shape in shapes}) > 1:
         raise DataFormatError("the --data / --val files have different sequence lengths ("
                               + ", ".join(f"{path}: {shape[1]}" for path, shape in zip(paths, shapes))
                               + "); make them with the same --length")
     out = torch.empty((sum(shape[0] for shape in shapes), *shapes[0][1:]), dtype=torch.float32)
-    start = 0
+    descriptions, start = [], 0
     for path, shape in zip(paths, shapes):
-        x, _ = _load_boxes(path, x_dim)
+        x, description = _load_boxes(path, x_dim)
         if tuple(x.shape) != shape:
             raise DataFormatError(f"{path}: changed while it was being read ({shape} then {tuple(x.shape)})")
         out[start:start + shape[0]] = x
+        descriptions.append(description)
         start += shape[0]
         del x
     return out, {"files": descriptions, "num": int(out.shape[0]), "length": int(out.shape[1])}

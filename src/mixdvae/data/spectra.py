@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import read_npz, save_npz
+from mixdvae.utils.io import read_npz, read_npz_shapes, save_npz
 
-__all__ = ["save_spectra", "load_spectra", "is_spectra_file", "random_gains_db", "add_noise_floor"]
+__all__ = ["save_spectra", "load_spectra", "spectra_shape", "is_spectra_file", "random_gains_db", "add_noise_floor"]
 
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError)  # TypeError: a .npy file (no archive)
 
@@ -48,10 +48,7 @@ def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     p = Path(path)
     arrays = read_npz(p, ("power",), optional=("meta",), what="spectra file")
     power, meta_raw = arrays["power"], arrays.get("meta")
-    if power.ndim != 3 or power.shape[1] < 2 or power.shape[2] < 1:
-        raise DataFormatError(f"{p}: 'power' has shape {power.shape}, expected (S, T >= 2, F)")
-    if power.shape[0] == 0:
-        raise DataFormatError(f"{p}: 'power' holds no sequence")
+    _check_spectra_shape(p, power.shape)
     if not np.isfinite(power).all():
         raise DataFormatError(f"{p}: 'power' holds NaN or inf values")
     if (power < 0).any():
@@ -63,6 +60,28 @@ def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise DataFormatError(f"{p}: 'meta' is not JSON ({err})") from err
     return power.astype(np.float32, copy=False), meta
+
+
+def spectra_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The shape (S, T, F) of a spectra file's ``power``, from the archive's header alone (the values
+    are not read, so neither are they checked: :func:`load_spectra` does that).
+
+    Raises:
+        DataFormatError: as :func:`load_spectra` for a missing or unreadable file, a missing ``power``
+            key, a wrong shape or no sequences.
+    """
+    p = Path(path)
+    shape = read_npz_shapes(p, ("power",), what="spectra file")["power"]
+    _check_spectra_shape(p, shape)
+    return shape  # type: ignore[return-value]
+
+
+def _check_spectra_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """(S >= 1, T >= 2, F >= 1), or a one-line DataFormatError."""
+    if len(shape) != 3 or shape[1] < 2 or shape[2] < 1:
+        raise DataFormatError(f"{path}: 'power' has shape {tuple(shape)}, expected (S, T >= 2, F)")
+    if shape[0] == 0:
+        raise DataFormatError(f"{path}: 'power' holds no sequence")
 
 
 def random_gains_db(num: int, low_db: float, high_db: float, seed: int) -> np.ndarray:

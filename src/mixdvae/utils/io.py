@@ -1,7 +1,8 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
 An interrupted run therefore never leaves a half-written file under the final name. Also the one
-strict ``.npz`` reader the data files share (:func:`read_npz`).
+strict ``.npz`` reader the data files share (:func:`read_npz`), and its header-only twin
+(:func:`read_npz_shapes`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from mixdvae.errors import DataFormatError
 
-__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "first_line"]
+__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "first_line"]
 
 
 def _umask() -> int:
@@ -111,3 +112,51 @@ def read_npz(
             return {k: data[k] for k in (*keys, *[o for o in optional if o in found])}
         except _NPZ_ERRORS as err:
             raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npz_shapes(path: str | os.PathLike, keys: Sequence[str], what: str = "file") -> dict[str, tuple[int, ...]]:
+    """The shapes of the arrays ``keys`` in an .npz archive, from each member's .npy header alone: the
+    data is neither read nor decompressed, so a file of gigabytes answers in microseconds.
+
+    Raises:
+        DataFormatError: the one-line errors of :func:`read_npz`: ``{what} not found``, ``not a valid
+            .npz file (...)``, ``missing key 'k' (found: a, b)``, ``cannot read the arrays (...)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: {what} not found")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as err:
+        if not _is_npy_file(path):  # read_npz words the error; np.load gives up on such a file's first bytes
+            read_npz(path, keys, what=what)
+            raise DataFormatError(f"{path}: not a valid .npz file ({first_line(err)})") from err
+        raise DataFormatError(f"{path}: not a valid .npz file (a single .npy array, not an archive)") from err
+    with archive:
+        found = [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise DataFormatError(f"{path}: missing key '{missing[0]}' (found: {', '.join(found) or 'nothing'})")
+        shapes = {}
+        try:
+            for key in keys:
+                with archive.open(key + ".npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shapes[key] = tuple(int(n) for n in read_header(member)[0])
+        except _NPZ_ERRORS as err:
+            raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
+    return shapes
+
+
+def _is_npy_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts with the .npy magic string (a single array, not an .npz archive)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+    except OSError:
+        return False
