@@ -82,11 +82,19 @@ class TrainState:
         }
 
 
+_DIGEST_BLOCK = 1 << 22
+
+
 def data_fingerprint(train_x: torch.Tensor, val_x: torch.Tensor, leakage_x: torch.Tensor | None = None) -> dict[str, Any]:
     """Shapes and sha256 of the training and validation tensors, and of the leakage sequences when
     there are any (to refuse resuming on other data)."""
     def digest(x: torch.Tensor) -> str:
-        return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+        # fed in blocks of 2^22 values (16 MB), the digest of the float32 bytes in order: a copy of the
+        # whole tensor as bytes would double a 10 GB training set's memory
+        h = hashlib.sha256()
+        for block in x.detach().reshape(-1).split(_DIGEST_BLOCK):
+            h.update(block.to("cpu", torch.float32).contiguous().numpy())
+        return h.hexdigest()
 
     tensors = {"train": train_x, "val": val_x, **({} if leakage_x is None else {"leakage": leakage_x})}
     return {**{f"{k}_shape": list(x.shape) for k, x in tensors.items()},
