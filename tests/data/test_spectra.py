@@ -123,3 +123,13 @@ def test_random_gains_are_seeded_and_in_range():
     np.testing.assert_array_equal(gains, random_gains_db(500, -20.0, -5.0, seed=3))
     assert not np.array_equal(gains, random_gains_db(500, -20.0, -5.0, seed=4))
     np.testing.assert_array_equal(random_gains_db(7, 0.0, 0.0, seed=1), np.zeros(7, np.float32))
+
+
+def test_values_are_checked_in_every_block_of_sequences(tmp_path):
+    """The value checks run per block of 1024 sequences: a bad value in the last block is still found."""
+    for value, message in ((np.nan, "holds NaN or inf values"), (-1.0, "holds negative values")):
+        power = _power(S=2100, T=2, F=3)
+        power[2099, 1, 2] = value
+        np.savez(tmp_path / "p.npz", power=power)
+        with pytest.raises(DataFormatError, match=message):
+            load_spectra(tmp_path / "p.npz")

@@ -49,9 +49,11 @@ def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     arrays = read_npz(p, ("power",), optional=("meta",), what="spectra file")
     power, meta_raw = arrays["power"], arrays.get("meta")
     _check_spectra_shape(p, power.shape)
-    if not np.isfinite(power).all():
+    # checked per block of sequences: a mask of the whole array would add a quarter of its size in memory
+    blocks = [power[i:i + 1024] for i in range(0, power.shape[0], 1024)]
+    if not all(np.isfinite(block).all() for block in blocks):
         raise DataFormatError(f"{p}: 'power' holds NaN or inf values")
-    if (power < 0).any():
+    if any((block < 0).any() for block in blocks):
         raise DataFormatError(f"{p}: 'power' holds negative values (a power spectrum is >= 0)")
     meta: dict[str, Any] = {}
     if meta_raw is not None:
