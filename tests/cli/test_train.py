@@ -232,7 +232,7 @@ def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys)
     assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]
 
 
-@pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra"])
+@pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra", "spectra-nan"])
 def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data, capsys, case):
     """The several-file reader sizes files from their headers; a bad second file still fails with the
     same one line as when it is the only --data file (shape, value and format errors alike)."""
@@ -247,6 +247,10 @@ def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data,
         np.savez(bad, boxes=boxes)
     elif case == "spectra":  # a spectra file of 513 bins where the model reads 4 values per frame
         np.savez(bad, power=np.ones((3, 16, 513), np.float32))
+    elif case == "spectra-nan":  # read straight into the training tensor when among several
+        power = np.ones((3, 16, 4), np.float32)
+        power[2, 3, 1] = np.nan
+        np.savez(bad, power=power)
     errors = []
     for data_flags in (["--data", str(bad)], ["--data", str(data / "train.npz"), "--data", str(bad)]):
         code = main(["train", *data_flags, "--val", str(data / "val.npz"), "--out", str(tmp_path / "run"),
@@ -255,6 +259,22 @@ def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data,
         assert code == 2 and len(err) == 1 and str(bad) in err[0], err
         errors.append(err[0])
     assert errors[0] == errors[1]
+
+
+def test_several_spectra_files_are_read_into_one_tensor(tmp_path):
+    """Spectra files among several are read straight into their rows: the result is their concatenation
+    (float64 files cast to float32), and each file's description keeps its meta."""
+    from mixdvae.cli import train as train_cli
+    from mixdvae.data.spectra import save_spectra
+
+    rng = np.random.default_rng(0)
+    parts = [rng.exponential(size=(n, 6, 5)) for n in (7, 3000, 2)]
+    paths = [save_spectra(tmp_path / f"{i}.npz", part, {"part": i}) for i, part in enumerate(parts)]
+    np.savez(paths[2], power=parts[2])  # a float64 file without meta
+    x, description = train_cli._load_files(paths, 5)
+    assert x.dtype == torch.float32 and torch.equal(x, torch.from_numpy(np.concatenate(parts).astype(np.float32)))
+    assert [f["meta"] for f in description["files"]] == [{"part": 0}, {"part": 1}, {}]
+    assert [f["num"] for f in description["files"]] == [7, 3000, 2] and description["length"] == 6
 
 
 def test_several_data_files_are_held_one_at_a_time(tmp_path, monkeypatch):

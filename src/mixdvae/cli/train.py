@@ -161,10 +161,12 @@ def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, 
     """Training or validation sequences from one or more files, concatenated: (sum N_i, T, x_dim).
     One file gives its own description; several give {"files": [...], "num": sum}.
 
-    Several files are first sized from their headers (no data read), then read one at a time into one
-    preallocated tensor, so memory peaks at the concatenation plus one file (not twice the
-    concatenation, as reading them all and concatenating would: 12 GB for 6 GB of flute spectra), and
-    each file is read once."""
+    Several files are first sized from their headers (no data read), then read once each into one
+    preallocated tensor: spectra straight into their rows, a block at a time, so memory peaks at the
+    concatenation itself (reading them all and concatenating held twice that: 12 GB for 6 GB of flute
+    spectra); trajectory files (small) one at a time, then copied."""
+    from mixdvae.data.spectra import is_spectra_file, load_spectra_into
+
     if len(paths) == 1:
         return _load_boxes(paths[0], x_dim)
     shapes = [_sequence_shape(path, x_dim) for path in paths]
@@ -175,13 +177,17 @@ def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, 
     out = torch.empty((sum(shape[0] for shape in shapes), *shapes[0][1:]), dtype=torch.float32)
     descriptions, start = [], 0
     for path, shape in zip(paths, shapes):
-        x, description = _load_boxes(path, x_dim)
-        if tuple(x.shape) != shape:
-            raise DataFormatError(f"{path}: changed while it was being read ({shape} then {tuple(x.shape)})")
-        out[start:start + shape[0]] = x
+        if is_spectra_file(path):  # straight into its rows of the tensor
+            meta = load_spectra_into(path, out[start:start + shape[0]].numpy())
+            description = {"path": str(path), "num": shape[0], "length": shape[1], "meta": meta}
+        else:
+            x, description = _load_boxes(path, x_dim)
+            if tuple(x.shape) != shape:
+                raise DataFormatError(f"{path}: changed while it was being read ({shape} then {tuple(x.shape)})")
+            out[start:start + shape[0]] = x
+            del x
         descriptions.append(description)
         start += shape[0]
-        del x
     return out, {"files": descriptions, "num": int(out.shape[0]), "length": int(out.shape[1])}
 
 

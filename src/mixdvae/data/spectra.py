@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import read_npz, read_npz_shapes, save_npz
+from mixdvae.utils.io import read_npz, read_npz_into, read_npz_shapes, save_npz
 
-__all__ = ["save_spectra", "load_spectra", "spectra_shape", "is_spectra_file", "random_gains_db", "add_noise_floor"]
+__all__ = ["save_spectra", "load_spectra", "load_spectra_into", "spectra_shape", "is_spectra_file", "random_gains_db", "add_noise_floor"]
 
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError)  # TypeError: a .npy file (no archive)
 
@@ -47,21 +47,46 @@ def load_spectra(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """
     p = Path(path)
     arrays = read_npz(p, ("power",), optional=("meta",), what="spectra file")
-    power, meta_raw = arrays["power"], arrays.get("meta")
+    power = arrays["power"]
     _check_spectra_shape(p, power.shape)
-    # checked per block of sequences: a mask of the whole array would add a quarter of its size in memory
+    _check_spectra_values(p, power)
+    return power.astype(np.float32, copy=False), _spectra_meta(p, arrays.get("meta"))
+
+
+def load_spectra_into(path: str | os.PathLike, out: np.ndarray) -> dict[str, Any]:
+    """Read a spectra file's ``power`` straight into ``out`` (float32, C-contiguous, of the file's shape
+    :func:`spectra_shape`), a block at a time, with :func:`load_spectra`'s checks; return its meta.
+    Memory: nothing beyond ``out`` (load_spectra holds the array it returns, then the caller copies it).
+
+    Raises:
+        DataFormatError: as :func:`load_spectra`, and for a file that no longer has ``out``'s shape.
+    Shape: out (S, T, F) float32
+    """
+    p = Path(path)
+    _check_spectra_shape(p, spectra_shape(p))
+    read_npz_into(p, "power", out, what="spectra file")
+    _check_spectra_values(p, out)
+    return _spectra_meta(p, read_npz(p, (), optional=("meta",), what="spectra file").get("meta"))
+
+
+def _check_spectra_values(path: Path, power: np.ndarray) -> None:
+    """Finite and non-negative, or a one-line DataFormatError. Checked per block of 1024 sequences: a
+    mask of the whole array would add a quarter of its size in memory."""
     blocks = [power[i:i + 1024] for i in range(0, power.shape[0], 1024)]
     if not all(np.isfinite(block).all() for block in blocks):
-        raise DataFormatError(f"{p}: 'power' holds NaN or inf values")
+        raise DataFormatError(f"{path}: 'power' holds NaN or inf values")
     if any((block < 0).any() for block in blocks):
-        raise DataFormatError(f"{p}: 'power' holds negative values (a power spectrum is >= 0)")
-    meta: dict[str, Any] = {}
-    if meta_raw is not None:
-        try:
-            meta = json.loads(str(meta_raw))
-        except json.JSONDecodeError as err:
-            raise DataFormatError(f"{p}: 'meta' is not JSON ({err})") from err
-    return power.astype(np.float32, copy=False), meta
+        raise DataFormatError(f"{path}: 'power' holds negative values (a power spectrum is >= 0)")
+
+
+def _spectra_meta(path: Path, meta_raw: np.ndarray | None) -> dict[str, Any]:
+    """The JSON object of a spectra file's ``meta`` ({} without one)."""
+    if meta_raw is None:
+        return {}
+    try:
+        return json.loads(str(meta_raw))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}: 'meta' is not JSON ({err})") from err
 
 
 def spectra_shape(path: str | os.PathLike) -> tuple[int, int, int]:

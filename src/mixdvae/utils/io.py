@@ -2,7 +2,7 @@
 
 An interrupted run therefore never leaves a half-written file under the final name. Also the one
 strict ``.npz`` reader the data files share (:func:`read_npz`), and its header-only twin
-(:func:`read_npz_shapes`).
+(:func:`read_npz_shapes`) and streaming reader (:func:`read_npz_into`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from mixdvae.errors import DataFormatError
 
-__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "first_line"]
+__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "read_npz_into", "first_line"]
 
 
 def _umask() -> int:
@@ -160,3 +160,40 @@ def _is_npy_file(path: str | os.PathLike) -> bool:
             return fh.read(len(_NPY_MAGIC)) == _NPY_MAGIC
     except OSError:
         return False
+
+
+_BLOCK_BYTES = 1 << 24
+
+
+def read_npz_into(path: str | os.PathLike, key: str, out: np.ndarray, what: str = "file") -> None:
+    """Read the array ``key`` of an .npz archive straight into ``out`` (C-contiguous, of the array's
+    shape; values cast to ``out``'s dtype), 16 MB at a time: no second copy of the array is ever held.
+
+    Raises:
+        DataFormatError: the one-line errors of :func:`read_npz`, and ``has shape (...), expected
+            (...)`` when the array is not ``out``'s shape.
+    """
+    path = Path(path)
+    shape = read_npz_shapes(path, (key,), what=what)[key]
+    if shape != out.shape:
+        raise DataFormatError(f"{path}: '{key}' has shape {shape}, expected {out.shape}")
+    flat = out.reshape(-1)
+    if not np.shares_memory(flat, out):
+        raise ValueError("read_npz_into: out must be C-contiguous")
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            _, fortran_order, dtype = read_header(member)
+            if fortran_order or dtype.hasobject:
+                raise ValueError("a Fortran-ordered or object array")
+            step = max(1, _BLOCK_BYTES // dtype.itemsize)
+            for start in range(0, flat.size, step):
+                count = min(step, flat.size - start)
+                data = member.read(count * dtype.itemsize)
+                if len(data) != count * dtype.itemsize:
+                    raise EOFError(f"the array ends after {start + len(data) // dtype.itemsize} of {flat.size} values")
+                flat[start:start + count] = np.frombuffer(data, dtype=dtype)
+    except _NPZ_ERRORS as err:
+        raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
