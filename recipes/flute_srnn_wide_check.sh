@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Width check (stop 22, not shipped; docs/separation.md "A wider flute prior"): is the flute SRNN limited by its width?
-# Two runs from scratch with one schedule (18 epochs, cosine from 2e-3 to 2e-5) on the final flute data of
-# recipes/train_audio_priors.sh (run that first): the shipped width and twice as wide, each on one core, then both
-# scored on the 15 development sets against each other (benchmarks/separation_options.py --rows srnn, with the shipped
-# speech prior). About an hour on 2 cores. Run from the repository root with the virtualenv active.
+# Three runs from scratch with one schedule (18 epochs, cosine from 2e-3 to 2e-5) on the final flute data of
+# recipes/train_audio_priors.sh (run that first): the shipped width, twice as wide, and the shipped width with a
+# decoder MLP of 512; each then scored on the 15 development sets (benchmarks/separation_options.py --rows srnn, with
+# the shipped speech prior). About 80 minutes on 2 cores. Run from the repository root with the virtualenv active.
 set -euo pipefail
 FN="--data runs/data/flute_train_rev_low.npz --data runs/data/flute_train_renders_rev.npz --data runs/data/flute_train_sampled_rev.npz \
     --val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz"
@@ -21,4 +21,5 @@ lane() {  # train one width, then score it on the 15 development sets
 }
 lane wide &
 lane scratch
+lane widedec
 wait
