@@ -67,7 +67,7 @@ for seed in 128 129 130 131; do
     mixdvae train --config recipes/flute_srnn_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft3_s$seed/best.safetensors --out runs/flute_srnn_ft4_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_anneal.toml $FT --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft3_s$seed/best.safetensors --out runs/flute_deep_ar_ft4_s$seed --threads 1 --no-progress
     # then (stop 21) 10 more epochs from those weights on the same data plus the real-note melodies, the rate on a
-    # cosine from 1e-3 to 2e-5 (each flute run now holds about 7.5 GB while it reads and trains)
+    # cosine from 1e-3 to 2e-5 (each flute run holds about 7 GB while it reads and trains, stop 22)
     mixdvae train --config recipes/flute_srnn_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft4_s$seed/best.safetensors --out runs/flute_srnn_ft5n_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft4_s$seed/best.safetensors --out runs/flute_deep_ar_ft5n_s$seed --threads 1 --no-progress
 done

@@ -144,13 +144,13 @@ def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
     return torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)), description
 
 
-def _sequence_shape(path: Path, x_dim: int) -> tuple[int, ...]:
-    """The shape (N, T, x_dim) of a training file's sequences from its header alone. A file whose
-    header does not show that shape is read in full, so it fails with :func:`_load_boxes`'s error."""
-    from mixdvae.data.spectra import is_spectra_file
+def _sequence_shape(path: Path, x_dim: int, spectra: bool) -> tuple[int, ...]:
+    """The shape (N, T, x_dim) of a training file's sequences (SPECTRA: a spectra file, else trajectories)
+    from its header alone. A file whose header does not show that shape is read in full, so it fails with
+    :func:`_load_boxes`'s error."""
     from mixdvae.utils.io import read_npz_shapes
 
-    key, what = ("power", "spectra file") if is_spectra_file(path) else ("boxes", "trajectories file")
+    key, what = ("power", "spectra file") if spectra else ("boxes", "trajectories file")
     shape = read_npz_shapes(path, (key,), what=what)[key]
     if len(shape) != 3 or shape[0] == 0 or shape[1] < 2 or shape[2] != x_dim:
         return tuple(_load_boxes(path, x_dim)[0].shape)
@@ -169,15 +169,16 @@ def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, 
 
     if len(paths) == 1:
         return _load_boxes(paths[0], x_dim)
-    shapes = [_sequence_shape(path, x_dim) for path in paths]
+    spectra = [is_spectra_file(path) for path in paths]
+    shapes = [_sequence_shape(path, x_dim, is_spectra) for path, is_spectra in zip(paths, spectra)]
     if len({shape[1] for shape in shapes}) > 1:
         raise DataFormatError("the --data / --val files have different sequence lengths ("
                               + ", ".join(f"{path}: {shape[1]}" for path, shape in zip(paths, shapes))
                               + "); make them with the same --length")
     out = torch.empty((sum(shape[0] for shape in shapes), *shapes[0][1:]), dtype=torch.float32)
     descriptions, start = [], 0
-    for path, shape in zip(paths, shapes):
-        if is_spectra_file(path):  # straight into its rows of the tensor
+    for path, shape, is_spectra in zip(paths, shapes, spectra):
+        if is_spectra:  # straight into its rows of the tensor
             meta = load_spectra_into(path, out[start:start + shape[0]].numpy())
             description = {"path": str(path), "num": shape[0], "length": shape[1], "meta": meta}
         else:

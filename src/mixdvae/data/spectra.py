@@ -63,7 +63,7 @@ def load_spectra_into(path: str | os.PathLike, out: np.ndarray) -> dict[str, Any
     Shape: out (S, T, F) float32
     """
     p = Path(path)
-    _check_spectra_shape(p, spectra_shape(p))
+    _check_spectra_shape(p, out.shape)  # and read_npz_into checks that the file's array has out's shape
     read_npz_into(p, "power", out, what="spectra file")
     _check_spectra_values(p, out)
     return _spectra_meta(p, read_npz(p, (), optional=("meta",), what="spectra file").get("meta"))

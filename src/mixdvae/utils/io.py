@@ -115,17 +115,14 @@ def read_npz(
 
 
 _NPY_MAGIC = b"\x93NUMPY"
+_BLOCK_BYTES = 1 << 24
 
 
-def read_npz_shapes(path: str | os.PathLike, keys: Sequence[str], what: str = "file") -> dict[str, tuple[int, ...]]:
-    """The shapes of the arrays ``keys`` in an .npz archive, from each member's .npy header alone: the
-    data is neither read nor decompressed, so a file of gigabytes answers in microseconds.
-
-    Raises:
-        DataFormatError: the one-line errors of :func:`read_npz`: ``{what} not found``, ``not a valid
-            .npz file (...)``, ``missing key 'k' (found: a, b)``, ``cannot read the arrays (...)``.
-    """
-    path = Path(path)
+@contextlib.contextmanager
+def _npz_archive(path: Path, keys: Sequence[str], what: str) -> Iterator[zipfile.ZipFile]:
+    """The .npz archive at ``path`` opened without reading any array, once it is known to hold ``keys``;
+    :func:`read_npz`'s one-line errors otherwise (``{what} not found``, ``not a valid .npz file (...)``,
+    ``missing key 'k' (found: a, b)``)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: {what} not found")
     try:
@@ -140,17 +137,36 @@ def read_npz_shapes(path: str | os.PathLike, keys: Sequence[str], what: str = "f
         missing = [k for k in keys if k not in found]
         if missing:
             raise DataFormatError(f"{path}: missing key '{missing[0]}' (found: {', '.join(found) or 'nothing'})")
-        shapes = {}
+        yield archive
+
+
+def _read_npy_header(member: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from the .npy header at the start of an open archive member, which
+    is left at the first byte of the data."""
+    version = np.lib.format.read_magic(member)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(member)
+    return tuple(int(n) for n in shape), fortran_order, dtype
+
+
+def read_npz_shapes(path: str | os.PathLike, keys: Sequence[str], what: str = "file") -> dict[str, tuple[int, ...]]:
+    """The shapes of the arrays ``keys`` in an .npz archive, from each member's .npy header alone: the
+    data is neither read nor decompressed, so a file of gigabytes answers in microseconds.
+
+    Raises:
+        DataFormatError: the one-line errors of :func:`read_npz`: ``{what} not found``, ``not a valid
+            .npz file (...)``, ``missing key 'k' (found: a, b)``, ``cannot read the arrays (...)``.
+    """
+    path = Path(path)
+    with _npz_archive(path, keys, what) as archive:
         try:
+            shapes = {}
             for key in keys:
                 with archive.open(key + ".npy") as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shapes[key] = tuple(int(n) for n in read_header(member)[0])
+                    shapes[key] = _read_npy_header(member)[0]
+            return shapes
         except _NPZ_ERRORS as err:
             raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
-    return shapes
 
 
 def _is_npy_file(path: str | os.PathLike) -> bool:
@@ -162,9 +178,6 @@ def _is_npy_file(path: str | os.PathLike) -> bool:
         return False
 
 
-_BLOCK_BYTES = 1 << 24
-
-
 def read_npz_into(path: str | os.PathLike, key: str, out: np.ndarray, what: str = "file") -> None:
     """Read the array ``key`` of an .npz archive straight into ``out`` (C-contiguous, of the array's
     shape; values cast to ``out``'s dtype), 16 MB at a time: no second copy of the array is ever held.
@@ -174,26 +187,23 @@ def read_npz_into(path: str | os.PathLike, key: str, out: np.ndarray, what: str 
             (...)`` when the array is not ``out``'s shape.
     """
     path = Path(path)
-    shape = read_npz_shapes(path, (key,), what=what)[key]
-    if shape != out.shape:
-        raise DataFormatError(f"{path}: '{key}' has shape {shape}, expected {out.shape}")
     flat = out.reshape(-1)
     if not np.shares_memory(flat, out):
         raise ValueError("read_npz_into: out must be C-contiguous")
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            _, fortran_order, dtype = read_header(member)
-            if fortran_order or dtype.hasobject:
-                raise ValueError("a Fortran-ordered or object array")
-            step = max(1, _BLOCK_BYTES // dtype.itemsize)
-            for start in range(0, flat.size, step):
-                count = min(step, flat.size - start)
-                data = member.read(count * dtype.itemsize)
-                if len(data) != count * dtype.itemsize:
-                    raise EOFError(f"the array ends after {start + len(data) // dtype.itemsize} of {flat.size} values")
-                flat[start:start + count] = np.frombuffer(data, dtype=dtype)
-    except _NPZ_ERRORS as err:
-        raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
+    with _npz_archive(path, (key,), what) as archive:
+        try:
+            with archive.open(key + ".npy") as member:
+                shape, fortran_order, dtype = _read_npy_header(member)
+                if shape != out.shape:
+                    raise DataFormatError(f"{path}: '{key}' has shape {shape}, expected {out.shape}")
+                if fortran_order or dtype.hasobject:
+                    raise ValueError("a Fortran-ordered or object array")
+                step = max(1, _BLOCK_BYTES // dtype.itemsize)
+                for start in range(0, flat.size, step):
+                    count = min(step, flat.size - start)
+                    data = member.read(count * dtype.itemsize)
+                    if len(data) != count * dtype.itemsize:
+                        raise EOFError(f"the array ends after {start + len(data) // dtype.itemsize} of {flat.size} values")
+                    flat[start:start + count] = np.frombuffer(data, dtype=dtype)
+        except _NPZ_ERRORS as err:
+            raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
