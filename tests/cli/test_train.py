@@ -209,6 +209,48 @@ def test_init_starts_a_new_run_from_trained_weights(tmp_path, data, capsys):
                                  "continues a run: give one of them\n")
 
 
+def test_init_widen_starts_a_wider_prior_with_the_trained_function(tmp_path, data, capsys):
+    """--init W --widen: a config whose decoder MLP is wider starts from W's function (one epoch at a
+    vanishing rate: the same outputs as W), and the card says what widened; without --widen the error
+    says to add it, and --widen without --init is a one-line error."""
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(data / "train.npz"), "--val", str(data / "val.npz"), "--out", str(first),
+                 "--epochs", "2", *TINY_FLAGS]) == 0
+    config = tmp_path / "wide.toml"
+    config.write_text("[model]\ndense_dec = [48]\n")
+    flags = [f for f in TINY_FLAGS if f not in ("--lr", "0.01")]
+    wide = tmp_path / "wide"
+    code = main(["train", "--config", str(config), "--data", str(data / "val.npz"), "--val", str(data / "val.npz"),
+                 "--out", str(wide), "--epochs", "1", "--lr", "1e-12", "--init", str(first / "best.safetensors"),
+                 "--widen", *flags])
+    assert code == 0, capsys.readouterr().err
+    card = read_card(wide / "last")
+    assert card["init_widened"] == {"dense_dec": {"from": [16], "to": [48]}}
+    source, widened = load_dvae(first / "best.safetensors"), load_dvae(wide / "last.safetensors")
+    assert widened.config.dense_dec == (48,) and widened.num_parameters() > source.num_parameters()
+    x = torch.as_tensor(generate_trajectories(4, 16, seed=9), dtype=torch.float32)
+    source.eval(), widened.eval()
+    with torch.no_grad():
+        for a, b in zip(source.teacher_forced(x, generator=torch.Generator().manual_seed(0))[2],
+                        widened.teacher_forced(x, generator=torch.Generator().manual_seed(0))[2]):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    capsys.readouterr()
+
+    code = main(["train", "--config", str(config), "--data", str(data / "val.npz"), "--out", str(tmp_path / "no"),
+                 "--epochs", "1", "--init", str(first / "best.safetensors"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.rstrip().endswith("wider MLP layers only: add --widen)")
+    config.write_text("[model]\ndense_dec = [8]\n")
+    code = main(["train", "--config", str(config), "--data", str(data / "val.npz"), "--out", str(tmp_path / "narrow"),
+                 "--epochs", "1", "--init", str(first / "best.safetensors"), "--widen", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"mixdvae: error: --init {first / 'best.safetensors'} --widen: dense_dec: [16] -> [8]: "
+                                 "widening keeps the number of layers and makes none narrower\n")
+    code = main(["train", "--data", str(data / "val.npz"), "--out", str(tmp_path / "alone"), "--widen", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "mixdvae: error: --widen widens the weights given by --init W.safetensors: give --init too\n"
+
+
 def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys):
     """--data A --data B is the same run as --data on one file holding A then B, weight for weight;
     files of different sequence lengths give a one-line error."""

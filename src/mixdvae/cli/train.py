@@ -77,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", type=Path, metavar="W.safetensors",
                    help="start from these weights (a prior of the same architecture; fine-tuning: "
                         "a new run with a fresh optimiser, on any data)")
+    p.add_argument("--widen", action="store_true",
+                   help="with --init: the weights may come from a prior whose MLP layers (dense_*) are narrower "
+                        "than the config's; they are widened keeping the prior's function (mixdvae.dvae.widen)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is often fastest for small models)")
@@ -239,22 +242,35 @@ def run_train(args: argparse.Namespace) -> int:
         return _train(args, model_cfg, train_cfg, device)
 
 
-def _init_from(model: torch.nn.Module, path: Path) -> None:
-    """Copy the weights of the checkpoint ``path`` into ``model`` (same architecture), or a one-line error."""
+def _init_from(model: torch.nn.Module, path: Path, widen: bool = False) -> dict[str, Any] | None:
+    """Copy the weights of the checkpoint ``path`` into ``model`` (same architecture; with ``widen``,
+    narrower MLP layers are widened, :func:`mixdvae.dvae.widen.widen_into`), or a one-line error.
+    Returns the widening plan, or None."""
     from mixdvae.dvae.weights import load_weights
+    from mixdvae.dvae.widen import widen_into
 
     source = load_weights(path)
+    if widen:
+        try:
+            plan = widen_into(model, source)
+        except ConfigError as e:
+            raise ConfigError(f"--init {path} --widen: {e}") from None
+        return {field: {"from": old, "to": new} for field, (old, new) in plan.items()}
     own, theirs = model.state_dict(), source.state_dict()
     bad = sorted(k for k in own.keys() | theirs.keys() if k not in own or k not in theirs or own[k].shape != theirs[k].shape)
     if type(source) is not type(model) or bad:
         raise ConfigError(f"--init {path}: a '{source.family}' prior of another architecture than the one asked for "
-                          f"('{model.family}'; differing tensors: {', '.join(bad[:4]) or 'none'})")
+                          f"('{model.family}'; differing tensors: {', '.join(bad[:4]) or 'none'}; "
+                          "wider MLP layers only: add --widen)")
     model.load_state_dict(theirs)
+    return None
 
 
 def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConfig, device: torch.device) -> int:
     if args.init is not None and args.resume:
         raise ConfigError("--init starts a new run from trained weights and --resume continues a run: give one of them")
+    if args.widen and args.init is None:
+        raise ConfigError("--widen widens the weights given by --init W.safetensors: give --init too")
     train_x, train_desc = _load_files(args.data, model_cfg.x_dim)
     data: dict[str, Any] = {"train": train_desc}
     if args.val is not None:
@@ -284,8 +300,10 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
         card_extra["resumed_by"] = [*previous.get("resumed_by", []), command]
     model = build_dvae(model_cfg, device, seed=train_cfg.seed)
     if args.init is not None:
-        _init_from(model, args.init)
+        widened = _init_from(model, args.init, widen=args.widen)
         card_extra["init"] = str(args.init)
+        if widened is not None:
+            card_extra["init_widened"] = widened
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = train_dvae(
         model, train_x.to(device), val_x.to(device), train_cfg, args.out, device=device,
