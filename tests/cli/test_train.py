@@ -226,6 +226,11 @@ def test_init_widen_starts_a_wider_prior_with_the_trained_function(tmp_path, dat
     assert code == 0, capsys.readouterr().err
     card = read_card(wide / "last")
     assert card["init_widened"] == {"dense_dec": {"from": [16], "to": [48]}}
+    assert main(["train", "--data", str(data / "val.npz"), "--val", str(data / "val.npz"), "--out", str(wide),
+                 "--resume", "--epochs", "2", "--no-progress"]) == 0  # a resumed run keeps what it started from
+    resumed = read_card(wide / "last")
+    assert resumed["init_widened"] == card["init_widened"] and resumed["init"] == card["init"]
+    assert len(resumed["resumed_by"]) == 1
     source, widened = load_dvae(first / "best.safetensors"), load_dvae(wide / "last.safetensors")
     assert widened.config.dense_dec == (48,) and widened.num_parameters() > source.num_parameters()
     x = torch.as_tensor(generate_trajectories(4, 16, seed=9), dtype=torch.float32)

@@ -298,6 +298,7 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
         previous = read_card(best_card)
         card_extra["command"] = previous.get("command")
         card_extra["resumed_by"] = [*previous.get("resumed_by", []), command]
+        card_extra.update({k: previous[k] for k in ("init", "init_widened") if k in previous})
     model = build_dvae(model_cfg, device, seed=train_cfg.seed)
     if args.init is not None:
         widened = _init_from(model, args.init, widen=args.widen)
