@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 6.5 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal and 16 on the real-note melodies). Run from the repository root with the
+# recordings) is never seen. About 7 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal, 16 on the real-note melodies and 21 widened). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -70,6 +70,10 @@ for seed in 128 129 130 131; do
     # cosine from 1e-3 to 2e-5 (each flute run holds about 7 GB while it reads and trains, stop 22)
     mixdvae train --config recipes/flute_srnn_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft4_s$seed/best.safetensors --out runs/flute_srnn_ft5n_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_real_notes.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft4_s$seed/best.safetensors --out runs/flute_deep_ar_ft5n_s$seed --threads 1 --no-progress
+    # then (stop 23) the decoder MLP widened from 128 to 512 units, keeping the trained function (--widen), and 10 more
+    # epochs on the same data, the rate on a cosine from 1e-3 to 2e-5 (docs/separation.md "A wider decoder (stop 23, shipped)")
+    mixdvae train --config recipes/flute_srnn_widen.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft5n_s$seed/best.safetensors --widen --out runs/flute_srnn_ft6w_s$seed --threads 1 --no-progress
+    mixdvae train --config recipes/flute_deep_ar_widen.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft5n_s$seed/best.safetensors --widen --out runs/flute_deep_ar_ft6w_s$seed --threads 1 --no-progress
 done
 mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress

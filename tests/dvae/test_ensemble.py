@@ -89,11 +89,15 @@ def test_members_of_another_family_or_size_are_refused():
 
 @torch.no_grad()
 def test_checkpoint_round_trip_and_refusals(tmp_path):
-    paths = [save_dvae(tmp_path / f"m{s}", _member(s), {"seed": s, "metrics": {"val_loss": -float(s)}}) for s in (1, 2)]
+    widened = {"init": "runs/a/best.safetensors", "init_widened": {"dense_dec": {"from": [8], "to": [32]}}}
+    paths = [save_dvae(tmp_path / f"m{s}", _member(s), {"seed": s, "metrics": {"val_loss": -float(s)},
+                                                         **(widened if s == 2 else {})}) for s in (1, 2)]
     out = save_ensemble(tmp_path / "ens", paths)
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["ensemble"]["members"] == 2 and card["seed"] == [1, 2]
-    assert [c["metrics"]["val_loss"] for c in card["ensemble"]["member_cards"]] == [-1.0, -2.0]
+    members = card["ensemble"]["member_cards"]
+    assert [c["metrics"]["val_loss"] for c in members] == [-1.0, -2.0]
+    assert "init" not in members[0] and {k: members[1][k] for k in widened} == widened  # what a member started from
     loaded = load_dvae(out)
     assert isinstance(loaded, DVAEEnsemble)
     u = _power()

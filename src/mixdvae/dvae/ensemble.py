@@ -195,7 +195,8 @@ def save_ensemble(path: str | Path, members: Sequence[str | Path], combine: str 
     """Write the checkpoints ``members`` (same architecture, e.g. one recipe trained with several
     seeds) as one ensemble checkpoint ``NAME.safetensors`` + ``NAME.json``.
 
-    The card keeps each member's ``command``, ``seed``, ``metrics``, ``train`` and ``data`` under
+    The card keeps each member's ``command``, ``seed``, ``metrics``, ``train``, ``data`` (and ``init``,
+    ``init_widened`` where the member was fine-tuned) under
     ``ensemble.member_cards``; :func:`mixdvae.dvae.checkpoint.load_dvae` reads it back as a
     :class:`DVAEEnsemble`. Returns the ``.safetensors`` path.
     """
@@ -212,8 +213,10 @@ def save_ensemble(path: str | Path, members: Sequence[str | Path], combine: str 
             raise ConfigError(f"{p}: its architecture differs from {members[0]}'s; ensemble members must share one")
     cards = [read_card(p) for p in members]
     keep = ("command", "seed", "metrics", "train", "data")
+    optional = ("init", "init_widened")  # what a fine-tuned member started from (mixdvae train --init [--widen])
     extra = {"seed": [c.get("seed") for c in cards], "train": cards[0].get("train"), "data": cards[0].get("data"),
              "metrics": {}, **(card_extra or {})}
     extra["ensemble"] = {"members": len(models), "combine": combine,
-                         "member_cards": [{k: c.get(k) for k in keep} for c in cards]}
+                         "member_cards": [{**{k: c.get(k) for k in keep}, **{k: c[k] for k in optional if k in c}}
+                                          for c in cards]}
     return save_dvae(path, DVAEEnsemble(models, combine), extra)  # type: ignore[arg-type]
