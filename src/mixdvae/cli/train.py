@@ -10,7 +10,8 @@ fields and a ``[train]`` table of :class:`~mixdvae.dvae.train.TrainConfig` field
 it. With ``--resume`` the saved run's settings are the defaults, so ``--data``, ``--out`` and
 ``--resume`` are enough to continue an interrupted run. ``--init W.safetensors`` starts a new run
 (fresh optimiser, new data allowed) from the weights of a trained prior of the same architecture:
-fine-tuning.
+fine-tuning. With ``--widen`` the config's MLP layers may be wider than the prior's: the trained
+function is kept and the new units start silent (:mod:`mixdvae.dvae.widen`).
 """
 
 from __future__ import annotations
