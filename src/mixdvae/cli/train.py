@@ -304,7 +304,7 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
     if args.init is not None:
         widened = _init_from(model, args.init, widen=args.widen)
         card_extra["init"] = str(args.init)
-        if widened is not None:
+        if widened:  # with --widen and layers that did grow
             card_extra["init_widened"] = widened
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = train_dvae(
