@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Width check (stop 22, not shipped; docs/separation.md "A wider flute prior"): is the flute SRNN limited by its width?
+# Width check (stop 22, not shipped; docs/separation.md "Where the flute prior limits (stop 22, ...)"): is the flute SRNN limited by its width?
 # Three runs from scratch with one schedule (18 epochs, cosine from 2e-3 to 2e-5) on the final flute data of
 # recipes/train_audio_priors.sh (run that first): the shipped width, twice as wide, and the shipped width with a
 # decoder MLP of 512; each then scored on the 15 development sets (benchmarks/separation_options.py --rows srnn, with
