@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 7 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal, 16 on the real-note melodies and 21 widened). Run from the repository root with the
+# recordings) is never seen. About 7 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal, 16 on the real-note melodies and 22 widened). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
