@@ -103,3 +103,14 @@ def test_widening_plan_refuses_what_would_not_keep_the_function(change, message)
 def test_another_family_is_refused():
     with pytest.raises(ConfigError, match="a 'srnn' prior cannot widen into a 'dkf' one"):
         widen_into(build_dvae(DVAEConfig(family="dkf"), "cpu"), build_dvae(DVAEConfig(), "cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_cpu_checkpoint_widens_into_a_cuda_prior():
+    """mixdvae train --device cuda --init W --widen: W loads on the CPU, the new prior lives on the GPU."""
+    source = build_dvae(AUDIO_SRNN, "cpu", seed=1)
+    expected = _outputs(source, _x(AUDIO_SRNN))
+    target = build_dvae(dataclasses.replace(AUDIO_SRNN, dense_dec=(32,)), "cuda", seed=2)
+    widen_into(target, source)
+    for a, e in zip(_outputs(target, _x(AUDIO_SRNN).cuda()), expected):
+        torch.testing.assert_close(a.cpu(), e, rtol=1e-4, atol=1e-4)

@@ -50,7 +50,8 @@ def widening_plan(source: DVAEConfig, target: DVAEConfig) -> dict[str, tuple[lis
 
 
 def widen_into(target: DVAE, source: DVAE, atol: float = 1e-4) -> dict[str, tuple[list[int], list[int]]]:
-    """Copy the trained ``source`` into the wider ``target`` (fresh weights) in place, keeping its function.
+    """Copy the trained ``source`` into the wider ``target`` (fresh weights) in place, keeping its function
+    (``source`` ends on ``target``'s device).
 
     Each tensor of ``target`` gets ``source``'s values in its leading block; where a weight matrix
     (out, in) gains inputs, the trained rows read them with zero weights. Then both models are run on
@@ -84,8 +85,10 @@ def widen_into(target: DVAE, source: DVAE, atol: float = 1e-4) -> dict[str, tupl
 
 
 def _check_same_function(source: DVAE, target: DVAE, atol: float) -> None:
-    """Both models' q(z | x), p(z) and p(x | z) on one random batch (2, 8, x_dim), same noise."""
+    """Both models' q(z | x), p(z) and p(x | z) on one random batch (2, 8, x_dim), same noise
+    (``source`` is moved to ``target``'s device, so both draw it from one generator type)."""
     device = next(target.parameters()).device
+    source.to(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = (torch.rand(2, 8, target.x_dim, generator=gen) + 0.05).to(device)
     outputs = []
@@ -94,10 +97,11 @@ def _check_same_function(source: DVAE, target: DVAE, atol: float) -> None:
     with torch.no_grad():
         for model in (source, target):
             model_gen = torch.Generator(device=device.type).manual_seed(1)
-            outputs.append([t for g in model.teacher_forced(x, generator=model_gen) if g is not None for t in g if t.numel()])
+            outputs.append([t for g in model.teacher_forced(x, generator=model_gen) if g is not None
+                            for t in g if t.numel()])
     source.train(was_training[0]), target.train(was_training[1])
     for a, b in zip(*outputs):
         scale = float(a.abs().max()) + 1.0
-        if not torch.allclose(a.to(b.device), b, atol=atol * scale, rtol=0.0):
+        if not torch.allclose(a, b, atol=atol * scale, rtol=0.0):
             raise ConfigError("widening changed the prior's outputs (a widened layer feeds a concatenation); "
                               "widen another layer or train from scratch")
