@@ -30,7 +30,7 @@ def _outputs(model, x):
     one-step forecast."""
     model.eval()
     with torch.no_grad():
-        q, pz, px = model.teacher_forced(x, generator=torch.Generator().manual_seed(7))
+        q, pz, px = model.teacher_forced(x, generator=torch.Generator(device=x.device.type).manual_seed(7))
         forecast = model.predict_next(x)
     return [t for g in (q, pz, px, forecast) if g is not None for t in g if t.numel()]
 
@@ -107,10 +107,11 @@ def test_another_family_is_refused():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_a_cpu_checkpoint_widens_into_a_cuda_prior():
-    """mixdvae train --device cuda --init W --widen: W loads on the CPU, the new prior lives on the GPU."""
+    """mixdvae train --device cuda --init W --widen: W loads on the CPU, the new prior lives on the GPU;
+    both then give the same outputs there."""
     source = build_dvae(AUDIO_SRNN, "cpu", seed=1)
-    expected = _outputs(source, _x(AUDIO_SRNN))
     target = build_dvae(dataclasses.replace(AUDIO_SRNN, dense_dec=(32,)), "cuda", seed=2)
     widen_into(target, source)
-    for a, e in zip(_outputs(target, _x(AUDIO_SRNN).cuda()), expected):
-        torch.testing.assert_close(a.cpu(), e, rtol=1e-4, atol=1e-4)
+    x = _x(AUDIO_SRNN).cuda()
+    for a, e in zip(_outputs(target, x), _outputs(source.cuda(), x)):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
