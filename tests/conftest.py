@@ -45,3 +45,32 @@ def accelerator() -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     return device
+
+
+@pytest.fixture
+def tone_mixtures():
+    """Factory ``(path, length_frames=64, m=2) -> (path, Mixtures)``: m mixtures of a harmonic "speech"
+    (120 Hz upwards, 3 Hz tremolo) and a vibrato "flute" (550 Hz upwards) at 16 kHz, 0 dB, written
+    with :func:`mixdvae.data.mixtures.save_mixtures`."""
+    import numpy as np
+
+    from mixdvae.data.mixtures import Mixtures, save_mixtures
+
+    def make(path: Path, length_frames: int = 64, m: int = 2):
+        sr = 16000
+        rng = np.random.default_rng(0)
+        L = (length_frames - 1) * 256
+        t = np.arange(L) / sr
+        speech = np.stack([sum(np.sin(2 * np.pi * (120 + 30 * i) * h * t) / h for h in range(1, 6))
+                           * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) for i in range(m)])
+        flute = np.stack([np.sin(2 * np.pi * (550 + 40 * i) * t + 2 * np.sin(2 * np.pi * 5 * t)) for i in range(m)])
+        sources = (0.2 * np.stack([speech, flute], axis=1) + 0.001 * rng.standard_normal((m, 2, L))).astype(np.float32)
+        mix = Mixtures(
+            mixture=sources.sum(1, dtype=np.float32), sources=sources, source_names=["speech", "flute"],
+            sample_rate=sr, length_frames=length_frames, ratio_db=np.zeros(m, np.float32),
+            files=np.array([["s.flac", "f.flac"]] * m), offsets=np.zeros((m, 2), np.int64), seed=0,
+        )
+        save_mixtures(path, mix)
+        return path, mix
+
+    return make

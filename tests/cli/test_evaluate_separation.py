@@ -8,31 +8,11 @@ import numpy as np
 import pytest
 
 from mixdvae.cli.main import main
-from mixdvae.data.mixtures import Mixtures, save_estimates, save_mixtures
-
-SR = 16000
+from mixdvae.data.mixtures import save_estimates
 
 
-def _mixtures(tmp_path, length_frames=64, m=2):
-    rng = np.random.default_rng(0)
-    L = (length_frames - 1) * 256
-    t = np.arange(L) / SR
-    speech = np.stack([sum(np.sin(2 * np.pi * (120 + 30 * i) * h * t) / h for h in range(1, 6))
-                       * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) for i in range(m)])
-    flute = np.stack([np.sin(2 * np.pi * (550 + 40 * i) * t + 2 * np.sin(2 * np.pi * 5 * t)) for i in range(m)])
-    sources = (0.2 * np.stack([speech, flute], axis=1) + 0.001 * rng.standard_normal((m, 2, L))).astype(np.float32)
-    mix = Mixtures(
-        mixture=sources.sum(1, dtype=np.float32), sources=sources, source_names=["speech", "flute"],
-        sample_rate=SR, length_frames=length_frames, ratio_db=np.zeros(m, np.float32),
-        files=np.array([["s.flac", "f.flac"]] * m), offsets=np.zeros((m, 2), np.int64), seed=0,
-    )
-    path = tmp_path / "m.npz"
-    save_mixtures(path, mix)
-    return path, mix
-
-
-def test_scores_estimates_prints_tables_and_writes_json(tmp_path, capsys):
-    mpath, mix = _mixtures(tmp_path)
+def test_scores_estimates_prints_tables_and_writes_json(tmp_path, capsys, tone_mixtures):
+    mpath, mix = tone_mixtures(tmp_path / "m.npz")
     est = mix.sources + 0.02 * np.random.default_rng(1).standard_normal(mix.sources.shape).astype(np.float32)
     est[1, 1] = 0.0  # PESQ cannot score a silent estimate: a failure, not a dropped value
     epath = tmp_path / "e.npz"
@@ -54,8 +34,8 @@ def test_scores_estimates_prints_tables_and_writes_json(tmp_path, capsys):
     assert scores["overall"]["speech"]["si_sdr"] > scores["mixture"]["overall"]["speech"]["si_sdr"]
 
 
-def test_metric_subset(tmp_path, capsys):
-    mpath, mix = _mixtures(tmp_path, length_frames=20, m=3)
+def test_metric_subset(tmp_path, capsys, tone_mixtures):
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
     epath = tmp_path / "e.npz"
     save_estimates(epath, mix.sources, mix.source_names)
     code = main(["evaluate", "separation", str(epath), "--mixtures", str(mpath), "--metrics", "rmse,si_sdr", "--no-progress"])
@@ -74,8 +54,8 @@ def test_metric_subset(tmp_path, capsys):
         ("missing", "estimates file not found"),
     ],
 )
-def test_mismatched_estimates_exit_2_with_one_line(tmp_path, capsys, kind, message):
-    mpath, mix = _mixtures(tmp_path, length_frames=20, m=2)
+def test_mismatched_estimates_exit_2_with_one_line(tmp_path, capsys, tone_mixtures, kind, message):
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=2)
     epath = tmp_path / "e.npz"
     if kind == "names":
         save_estimates(epath, mix.sources, ["flute", "speech"])

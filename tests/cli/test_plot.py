@@ -94,3 +94,61 @@ def test_bad_flags_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert rc == 2
     assert capsys.readouterr().err == f"mixdvae: error: {message.format(w=windows)}\n"
     assert not (tmp_path / "p").exists()
+
+
+def _estimates(tmp_path: Path, mix, elbo: np.ndarray | None = None) -> Path:
+    est = mix.sources + 0.01 * np.random.default_rng(1).standard_normal(mix.sources.shape).astype(np.float32)
+    est[1, 1] = np.nan  # a failed estimate is drawn, its SI-SDR "n/a"
+    arrays = {"estimates": est, "source_names": np.array(mix.source_names), "method": np.array("noisy")}
+    if elbo is not None:
+        arrays["elbo"] = elbo
+    path = tmp_path / "e.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_plot_separation_writes_and_lists_files(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures) -> None:
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
+    epath = _estimates(tmp_path, mix, elbo=np.cumsum(np.ones((5, 3), np.float32), axis=0))  # (I, chunks)
+    out = tmp_path / "plots"
+    assert main(["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(out), "--max-mixtures", "2"]) == 0
+    names = ["mixture_0000.png", "mixture_0001.png", "elbo.png"]
+    assert capsys.readouterr().out.splitlines() == [str(out / n) for n in names]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all((out / n).read_bytes().startswith(PNG_SIGNATURE) for n in names)
+
+
+def test_plot_separation_index_and_no_elbo(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures) -> None:
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
+    epath = _estimates(tmp_path, mix)
+    out = tmp_path / "plots"
+    assert main(["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(out), "--index", "2,1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(out / "mixture_0002.png"), str(out / "mixture_0001.png")]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("names", "{e}: 'source_names' ['flute', 'speech'] differ from {m} 'source_names' ['speech', 'flute']"),
+        ("index", "--index: mixture 3 is out of range, {m} has 3 mixtures"),
+        ("index-text", "--index: 'x' is not an integer (expected e.g. 0,3,5)"),
+        ("elbo", "{e}: 'elbo' has shape (5,), expected (iterations, chunks)"),
+        ("missing", "{e}: estimates file not found"),
+    ],
+)
+def test_plot_separation_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures,
+                                                       case: str, message: str) -> None:
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
+    epath = _estimates(tmp_path, mix, elbo=np.zeros(5, np.float32) if case == "elbo" else None)
+    args = ["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(tmp_path / "plots")]
+    if case == "names":
+        data = dict(np.load(epath))
+        np.savez(epath, **{**data, "source_names": np.array(["flute", "speech"])})
+    elif case == "missing":
+        epath.unlink()
+    args += {"index": ["--index", "0,3"], "index-text": ["--index", "0,x"]}.get(case, [])
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "mixdvae: error: " + message.format(e=epath, m=mpath) + "\n"
+    assert not (tmp_path / "plots").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from mixdvae.data.audio import samples_to_frames
 from mixdvae.errors import DataFormatError
-from mixdvae.plotting.separation import log_spectrogram, plot_separation
+from mixdvae.plotting.separation import log_spectrogram, plot_separation, plot_separation_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SR = 16000
@@ -81,3 +81,25 @@ def test_mismatched_shapes_are_refused(tmp_path, change, message):
     with pytest.raises(DataFormatError, match=message):
         plot_separation(tmp_path / "s.png", mixture, estimates, NAMES, **kwargs)
     assert not (tmp_path / "s.png").exists()
+
+
+def test_results_write_one_figure_per_chosen_mixture_and_the_elbo(tmp_path):
+    mixture, estimates, refs, _, elbo = _signals()
+    M = 3
+    mixtures = np.stack([mixture * (m + 1) for m in range(M)])  # (M, L)
+    est = np.stack([estimates * (m + 1) for m in range(M)])  # (M, N, L)
+    ref = np.stack([refs * (m + 1) for m in range(M)])
+    out = tmp_path / "plots"
+    written = plot_separation_results(out, mixtures, est, ref, NAMES, [2, 0], titles=["two", "zero"], elbo=elbo)
+    assert written == [out / "mixture_0002.png", out / "mixture_0000.png", out / "elbo.png"]
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in written)
+    assert plot_separation_results(tmp_path / "p2", mixtures, est, ref, NAMES, [1]) == [tmp_path / "p2" / "mixture_0001.png"]
+
+
+def test_results_shapes_and_titles_are_checked(tmp_path):
+    mixture, estimates, refs, _, _ = _signals()
+    with pytest.raises(DataFormatError, match=r"references \(1, 2, 15000\)"):
+        plot_separation_results(tmp_path, mixture[None], estimates[None], refs[None, :, :15000], NAMES, [0])
+    with pytest.raises(DataFormatError, match="2 titles for 1 mixtures"):
+        plot_separation_results(tmp_path, mixture[None], estimates[None], refs[None], NAMES, [0], titles=["a", "b"])
+    assert not list(tmp_path.iterdir())

@@ -1,8 +1,7 @@
-"""Tracking plots: detection colours follow argmax η, PNG files, ELBO skipping, window selection."""
+"""Tracking plots: detection colours follow argmax η, PNG files, window selection (the ELBO figure:
+test_elbo.py)."""
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from mixdvae.plotting.tracking import (
     detection_colours,
     detection_labels,
     plot_assignments,
-    plot_elbo,
     plot_tracking_results,
     plot_window_tracks,
     source_colours,
@@ -91,25 +89,6 @@ def test_window_shape_errors(tmp_path):
     with pytest.raises(ValueError, match=r"det_gt_index has shape \(8, 3\), expected \(8, 2\)"):
         plot_assignments(tmp_path / "a.png", eta, np.zeros((T, 3), dtype=int))
     assert not list(tmp_path.iterdir())
-
-
-def test_elbo_none_or_empty_is_skipped(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="mixdvae.plotting.tracking"):
-        assert plot_elbo(tmp_path / "e.png", None) is None
-        assert plot_elbo(tmp_path / "e.png", np.zeros((3, 0))) is None
-        assert plot_elbo(tmp_path / "e.png", np.full((2, 4), np.nan)) is None
-    assert caplog.text.count("not written") == 3
-    assert not (tmp_path / "e.png").exists()
-
-
-def test_elbo_png_with_nan_and_flat_curves(tmp_path):
-    elbo = np.cumsum(np.random.default_rng(0).uniform(0, 1, (6, 10)), axis=1) + np.arange(6)[:, None] * 100
-    elbo[1] = 5.0  # flat: no progress curve
-    elbo[2, 7:] = np.nan
-    out = plot_elbo(tmp_path / "e.png", elbo, labels=[f"w{i}" for i in range(6)], title="x")
-    assert _is_png(out)
-    with pytest.raises(ValueError, match="2 labels for 6 windows"):
-        plot_elbo(tmp_path / "e2.png", elbo, labels=["a", "b"])
 
 
 def _window_set() -> WindowSet:

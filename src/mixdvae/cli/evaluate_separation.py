@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mixdvae.data.mixtures import load_estimates, load_mixtures
-from mixdvae.errors import ConfigError, DataFormatError
+from mixdvae.data.mixtures import check_estimates_match, load_estimates, load_mixtures
+from mixdvae.errors import ConfigError
 from mixdvae.metrics.audio import METRICS, evaluate_separation, separation_table
 from mixdvae.utils.io import write_json
 
@@ -50,15 +50,7 @@ def run_evaluate_separation(args: argparse.Namespace) -> int:
     est = load_estimates(args.estimates)
     mix = load_mixtures(args.mixtures)
     e_name, m_name = str(args.estimates), str(args.mixtures)
-    if est.source_names != mix.source_names:
-        raise DataFormatError(
-            f"{e_name}: 'source_names' {est.source_names} differ from {m_name} 'source_names' {mix.source_names}"
-        )
-    if est.estimates.shape != mix.sources.shape:
-        raise DataFormatError(
-            f"{e_name}: 'estimates' has shape {est.estimates.shape} but {m_name} 'sources' has "
-            f"{mix.sources.shape} (M, N, L)"
-        )
+    check_estimates_match(est, mix, e_name, m_name)
     if mix.sample_rate != 16000 and "pesq" in args.metrics:
         raise ConfigError(
             f"{m_name}: sample rate {mix.sample_rate} Hz; wide-band PESQ needs 16000 (drop it with --metrics)"

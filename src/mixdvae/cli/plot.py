@@ -1,7 +1,8 @@
 """``mixdvae plot ...``: figures of results files.
 
 ``plot tracking``: tracks against ground truth, per-frame assignments and ELBO curves of a
-tracking results file. Further sub-commands (``plot separation``) are added to ``add_parser``.
+tracking results file. ``plot separation``: spectrograms of mixtures, their estimates and references
+(with each source's SI-SDR) and the ELBO curves of an estimates file.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 
 from mixdvae.errors import ConfigError, DataFormatError
 
-__all__ = ["add_parser", "run_plot_tracking", "parse_indices"]
+__all__ = ["add_parser", "run_plot_tracking", "run_plot_separation", "parse_indices"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="Draw figures of results files (tracking).")
+    p = sub.add_parser("plot", help="Draw figures of results files (tracking, separation).")
     plot_sub = p.add_subparsers(dest="plot_command", metavar="WHAT", parser_class=type(p))
     plot_sub.required = True
 
@@ -25,25 +26,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Writes window_WWWW.png (centre x, centre y, height over time and the image plane; "
         "detections coloured by their most likely source), assignments_WWWW.png and elbo.png.",
     )
-    t.add_argument("results", type=Path, help="results .npz written by `mixdvae track`")
-    t.add_argument("--windows", type=Path, required=True, help="windows .npz the results were made on")
-    t.add_argument("--out", type=Path, required=True, help="folder for the PNG files (created if needed)")
-    t.add_argument("--max-windows", type=int, default=6, help="draw the first N windows (default 6)")
-    t.add_argument("--windows-index", type=str, default=None, metavar="I,J,...",
-                   help="comma-separated window indices to draw instead of the first --max-windows")
+    _add_figure_arguments(t, "results", "results .npz written by `mixdvae track`", "--windows",
+                          "windows .npz the results were made on", "window", 6, "--windows-index")
     t.add_argument("--no-assignments", action="store_true", help="skip the assignments_WWWW.png heat maps")
     t.set_defaults(func=run_plot_tracking)
 
+    s = plot_sub.add_parser(
+        "separation",
+        help="Spectrograms of mixtures, estimates and references, and the ELBO, of an estimates file.",
+        description="Writes mixture_MMMM.png (the mixture, then each source's estimate beside its reference, "
+        "titled with the source's SI-SDR) for the chosen mixtures, and elbo.png (every chunk's ELBO per VEM "
+        "iteration) when the estimates file holds an ELBO history.",
+    )
+    _add_figure_arguments(s, "estimates", "estimates .npz written by `mixdvae separate M.npz`", "--mixtures",
+                          "mixtures .npz the estimates were made from", "mixture", 4, "--index")
+    s.set_defaults(func=run_plot_separation)
 
-def parse_indices(text: str) -> list[int]:
-    """``"0,3, 5"`` -> [0, 3, 5]; ConfigError naming the bad item."""
+
+def _add_figure_arguments(p: argparse.ArgumentParser, results: str, results_help: str, inputs: str, inputs_help: str,
+                          item: str, default_max: int, index_flag: str) -> None:
+    """The arguments every ``plot`` command shares: the results file, the file it was made from, --out,
+    --max-{item}s and the index list."""
+    p.add_argument(results, type=Path, help=results_help)
+    p.add_argument(inputs, type=Path, required=True, help=inputs_help)
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files (created if needed)")
+    p.add_argument(f"--max-{item}s", type=int, default=default_max, help=f"draw the first N {item}s (default {default_max})")
+    p.add_argument(index_flag, type=str, default=None, metavar="I,J,...",
+                   help=f"comma-separated {item} indices to draw instead of the first --max-{item}s")
+
+
+def parse_indices(text: str, flag: str = "--windows-index") -> list[int]:
+    """``"0,3, 5"`` -> [0, 3, 5]; ConfigError naming ``flag`` and the bad item."""
     indices = []
     for item in text.split(","):
         item = item.strip()
         try:
             indices.append(int(item))
         except ValueError as err:
-            raise ConfigError(f"--windows-index: '{item}' is not an integer (expected e.g. 0,3,5)") from err
+            raise ConfigError(f"{flag}: '{item}' is not an integer (expected e.g. 0,3,5)") from err
     return indices
 
 
@@ -75,6 +95,45 @@ def run_plot_tracking(args: argparse.Namespace) -> int:
             raise ConfigError(f"--windows-index: window {bad[0]} is out of range, {w_name} has {W} windows")
     written = plot_tracking_results(args.out, windows, results, max_windows=args.max_windows, indices=indices,
                                     assignments=not args.no_assignments)
+    for path in written:
+        print(path)
+    return 0
+
+
+def run_plot_separation(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mixdvae.data.mixtures import check_estimates_match, load_estimates, load_mixtures
+    from mixdvae.metrics.audio import si_sdr
+    from mixdvae.plotting.separation import plot_separation_results
+    from mixdvae.utils.io import read_npz
+
+    if args.max_mixtures < 0:
+        raise ConfigError(f"--max-mixtures = {args.max_mixtures}: must be >= 0")
+    est = load_estimates(args.estimates)
+    mix = load_mixtures(args.mixtures)
+    e_name, m_name = str(args.estimates), str(args.mixtures)
+    check_estimates_match(est, mix, e_name, m_name)
+    M = len(mix)
+    if args.index is not None:
+        indices = parse_indices(args.index, "--index")
+        bad = [m for m in indices if not 0 <= m < M]
+        if bad:
+            raise ConfigError(f"--index: mixture {bad[0]} is out of range, {m_name} has {M} mixtures")
+    else:
+        indices = list(range(min(args.max_mixtures, M)))
+    elbo = read_npz(args.estimates, (), optional=("elbo",), what="estimates file").get("elbo")
+    if elbo is not None and elbo.ndim != 2:
+        raise DataFormatError(f"{e_name}: 'elbo' has shape {elbo.shape}, expected (iterations, chunks)")
+    method = est.method or args.estimates.stem
+    titles = []
+    for m in indices:
+        with np.errstate(all="ignore"):
+            scores = np.atleast_1d(si_sdr(est.estimates[m], mix.sources[m]))  # (N,)
+        parts = [f"{n} {v:.1f} dB" if np.isfinite(v) else f"{n} n/a" for n, v in zip(mix.source_names, scores)]
+        titles.append(f"{method}: mixture {m} ({mix.ratio_db[m]:+.0f} dB); SI-SDR " + ", ".join(parts))
+    written = plot_separation_results(args.out, mix.mixture, est.estimates, mix.sources, mix.source_names, indices,
+                                      titles=titles, elbo=elbo, method=method)
     for path in written:
         print(path)
     return 0

@@ -66,6 +66,7 @@ __all__ = [
     "load_mixtures",
     "save_estimates",
     "load_estimates",
+    "check_estimates_match",
 ]
 
 logger = logging.getLogger(__name__)
@@ -434,3 +435,22 @@ def load_estimates(path: str | os.PathLike) -> Estimates:
         source_names=[str(n) for n in a["source_names"]],
         method=str(a["method"]) if "method" in a else None,
     )
+
+
+def check_estimates_match(estimates: Estimates, mixtures: Mixtures, estimates_name: str, mixtures_name: str) -> None:
+    """The estimates were made from these mixtures: the same source names, in order, and the shape of
+    the references (M, N, L).
+
+    Raises:
+        DataFormatError: one line naming both files and what differs.
+    """
+    if estimates.source_names != mixtures.source_names:
+        raise DataFormatError(
+            f"{estimates_name}: 'source_names' {estimates.source_names} differ from {mixtures_name} 'source_names' "
+            f"{mixtures.source_names}"
+        )
+    if estimates.estimates.shape != mixtures.sources.shape:
+        raise DataFormatError(
+            f"{estimates_name}: 'estimates' has shape {estimates.estimates.shape} but {mixtures_name} 'sources' has "
+            f"{mixtures.sources.shape} (M, N, L)"
+        )

@@ -1,5 +1,9 @@
 """Plot a separation: spectrograms of the mixture, each estimate and each reference, the masks
-(assignment posteriors) and the ELBO per iteration (takes arrays, never models)."""
+(assignment posteriors) and the ELBO per iteration (takes arrays, never models).
+
+:func:`plot_separation` draws one recording; :func:`plot_separation_results` draws chosen mixtures
+of a mixtures file with their estimates, and the ELBO of every chunk in one figure.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mixdvae.errors import DataFormatError
+from mixdvae.plotting.elbo import plot_elbo
 from mixdvae.utils.io import atomic_path
 
-__all__ = ["plot_separation", "log_spectrogram"]
+__all__ = ["plot_separation", "plot_separation_results", "log_spectrogram"]
 
 _SR, _HOP, _NFFT = 16000, 256, 1024
 
@@ -102,3 +107,44 @@ def plot_separation(
     with atomic_path(final, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90)
     return final
+
+
+def plot_separation_results(
+    out_dir: str | os.PathLike,
+    mixture: np.ndarray,
+    estimates: np.ndarray,
+    references: np.ndarray,
+    names: Sequence[str],
+    indices: Sequence[int],
+    titles: Sequence[str] | None = None,
+    elbo: np.ndarray | None = None,
+    method: str = "estimate",
+) -> list[Path]:
+    """Write ``mixture_{m:04d}.png`` (:func:`plot_separation`: mixture, then estimate | reference per
+    source) for each m of ``indices``, then ``elbo.png`` (:func:`~mixdvae.plotting.elbo.plot_elbo`, one
+    curve per chunk) when ``elbo`` holds values. Returns the paths written, in that order.
+
+    Shape: mixture (M, L); estimates, references (M, N, L); elbo (I, C), C chunks over all mixtures
+    (as in an estimates .npz).
+    """
+    out_dir = Path(out_dir)
+    mixture, estimates = np.asarray(mixture), np.asarray(estimates)
+    M = mixture.shape[0]
+    if estimates.shape[:1] != (M,) or np.shape(references) != estimates.shape:
+        raise DataFormatError(
+            f"plot_separation_results: mixture {mixture.shape}, estimates {estimates.shape}, references "
+            f"{np.shape(references)}: expected (M, L), (M, N, L), (M, N, L)"
+        )
+    if titles is not None and len(titles) != len(indices):
+        raise DataFormatError(f"plot_separation_results: {len(titles)} titles for {len(indices)} mixtures")
+    written = []
+    for k, m in enumerate(indices):
+        title = titles[k] if titles is not None else f"{method}: mixture {m}"
+        written.append(plot_separation(out_dir / f"mixture_{m:04d}.png", mixture[m], estimates[m], names,
+                                       references=np.asarray(references)[m], title=title))
+    if elbo is not None:
+        path = plot_elbo(out_dir / "elbo.png", np.asarray(elbo).T, unit="chunk",
+                         title=f"{method}: ELBO of {np.shape(elbo)[1]} chunks")
+        if path is not None:
+            written.append(path)
+    return written

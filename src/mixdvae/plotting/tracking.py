@@ -1,4 +1,5 @@
-"""Tracking plots: tracks against ground truth, per-frame assignments, ELBO per iteration.
+"""Tracking plots: tracks against ground truth, per-frame assignments, ELBO per iteration
+(:func:`mixdvae.plotting.elbo.plot_elbo`).
 
 Every function takes arrays (or the :class:`~mixdvae.data.windows.WindowSet` and
 :class:`~mixdvae.tracking.results.TrackingResults` containers), builds a matplotlib ``Figure``
@@ -8,9 +9,7 @@ y down); the assignment posteriors are η_tkn = q(w_tk = n).
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -19,9 +18,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator
 
 from mixdvae.errors import ConfigError
+from mixdvae.plotting.elbo import plot_elbo
 from mixdvae.utils.io import atomic_path
 
 __all__ = [
@@ -34,8 +33,6 @@ __all__ = [
     "plot_elbo",
     "plot_tracking_results",
 ]
-
-log = logging.getLogger(__name__)
 
 UNASSIGNED_COLOUR = to_rgba("0.6")
 """Colour of a detection no source claims (Σ_n η_tkn < ``min_mass``: clutter or an empty slot)."""
@@ -331,67 +328,6 @@ def plot_assignments(
     return _save(fig, path)
 
 
-def plot_elbo(
-    path: str | os.PathLike,
-    elbo: np.ndarray | None,
-    labels: Sequence[str] | None = None,
-    num_curves: int = 5,
-    title: str = "",
-) -> Path | None:
-    """PNG of the ELBO L_i per VEM iteration i over W windows; None (and a log line) if no ELBO.
-
-    Left: median and inter-quartile band across windows, with the first ``num_curves`` windows
-    drawn thin (named by ``labels``, default ``window w``). Right: the same for the progress
-    (L_i − L_1) / (L_I − L_1), which puts windows of very different ELBO on one scale (windows
-    whose ELBO did not move are left out). NaN values are ignored.
-
-    Shape:
-        elbo: (W, I).
-    """
-    if elbo is None or np.size(elbo) == 0:
-        log.info("plot_elbo: no ELBO history, %s not written", path)
-        return None
-    elbo = np.asarray(elbo, dtype=np.float64)
-    if elbo.ndim != 2:
-        raise ValueError(f"plot_elbo: elbo has shape {elbo.shape}, expected (W, I)")
-    if not np.isfinite(elbo).any():
-        log.info("plot_elbo: ELBO history is all NaN, %s not written", path)
-        return None
-    W, I = elbo.shape
-    if labels is not None and len(labels) != W:
-        raise ValueError(f"plot_elbo: {len(labels)} labels for {W} windows")
-    names = list(labels) if labels is not None else [f"window {w}" for w in range(W)]
-    iters = np.arange(1, I + 1)
-    start, end = elbo[:, :1], elbo[:, -1:]
-    span = end - start
-    with np.errstate(invalid="ignore", divide="ignore"):
-        progress = np.where(np.abs(span) > 0, (elbo - start) / span, np.nan)  # (W, I)
-
-    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, values, ylabel in ((axes[0], elbo, "ELBO"), (axes[1], progress, r"$(L_i - L_1)\,/\,(L_I - L_1)$")):
-        keep = np.isfinite(values).any(axis=1)
-        if keep.any():
-            with warnings.catch_warnings():  # "All-NaN slice" where every window is NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                q1, med, q3 = np.nanpercentile(values[keep], [25, 50, 75], axis=0)
-            ax.fill_between(iters, q1, q3, color="tab:blue", alpha=0.2, linewidth=0, label="inter-quartile range")
-            ax.plot(iters, med, color="tab:blue", linewidth=2.2, label=f"median of {int(keep.sum())} windows")
-        for w in range(min(num_curves, W)):
-            ax.plot(iters, values[w], linewidth=0.9, alpha=0.8, color=f"C{w + 1}", label=names[w],
-                    marker="." if I <= 30 else None, markersize=4)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("VEM iteration")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    axes[0].set_title("ELBO per iteration", fontsize=10)
-    axes[1].set_title("progress towards the final ELBO", fontsize=10)
-    axes[1].legend(fontsize=8, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
-
-
 def plot_tracking_results(
     out_dir: str | os.PathLike,
     windows,
@@ -442,7 +378,8 @@ def plot_tracking_results(
                 title=title, first_frame=f0,
             ))
     labels = [f"window {w}: {windows.sequence[w]} from frame {int(windows.frames[w, 0])}" for w in range(W)]
-    elbo_path = plot_elbo(out_dir / "elbo.png", results.elbo, labels=labels, title=f"{method}: ELBO of {W} windows")
+    elbo_path = plot_elbo(out_dir / "elbo.png", results.elbo, labels=labels, title=f"{method}: ELBO of {W} windows",
+                          unit="window")
     if elbo_path is not None:
         written.append(elbo_path)
     return written
