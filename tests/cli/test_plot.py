@@ -152,3 +152,15 @@ def test_plot_separation_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: py
     assert captured.out == ""
     assert captured.err == "mixdvae: error: " + message.format(e=epath, m=mpath) + "\n"
     assert not (tmp_path / "plots").exists()
+
+
+def test_plot_separation_out_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          tone_mixtures) -> None:
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=2)
+    epath = _estimates(tmp_path, mix)
+    out = tmp_path / "plots"
+    out.write_text("a file where the folder should be")
+    assert main(["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"mixdvae: error: {out}: ")
+    assert out.read_text() == "a file where the folder should be"

@@ -56,9 +56,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MixDVAEError as err:
         print(f"mixdvae: error: {first_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the system refuses: --out names a file, no permission, disk full
+        print(f"mixdvae: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mixdvae: interrupted; finished results were kept", file=sys.stderr)
         return 130
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an error of the operating system: ``PATH: reason`` (``PATH -> PATH2: reason`` for a
+    rename), or the error's first line when it names no path."""
+    reason = err.strerror or first_line(err)
+    if err.filename is None:
+        return reason
+    where = str(err.filename) if err.filename2 is None else f"{err.filename} -> {err.filename2}"
+    return f"{where}: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover
