@@ -279,7 +279,7 @@ def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys)
     assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]
 
 
-@pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra", "spectra-nan"])
+@pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra", "spectra-nan", "other-npz"])
 def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data, capsys, case):
     """The several-file reader sizes files from their headers; a bad second file still fails with the
     same one line as when it is the only --data file (shape, value and format errors alike)."""
@@ -298,6 +298,8 @@ def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data,
         power = np.ones((3, 16, 4), np.float32)
         power[2, 3, 1] = np.nan
         np.savez(bad, power=power)
+    elif case == "other-npz":  # e.g. separation estimates passed as training data
+        np.savez(bad, estimates=np.zeros((2, 2, 8), np.float32), source_names=np.array(["a", "b"]))
     errors = []
     for data_flags in (["--data", str(bad)], ["--data", str(data / "train.npz"), "--data", str(bad)]):
         code = main(["train", *data_flags, "--val", str(data / "val.npz"), "--out", str(tmp_path / "run"),
@@ -306,6 +308,9 @@ def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data,
         assert code == 2 and len(err) == 1 and str(bad) in err[0], err
         errors.append(err[0])
     assert errors[0] == errors[1]
+    if case == "other-npz":
+        assert errors[0] == (f"mixdvae: error: {bad}: not training sequences: expected 'power' (spectra, `mixdvae data "
+                             "spectra`) or 'boxes' (trajectories, `mixdvae data trajectories`), found: estimates, source_names")
 
 
 def test_several_spectra_files_are_read_into_one_tensor(tmp_path):

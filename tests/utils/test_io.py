@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import read_npz, read_npz_into, read_npz_shapes
+from mixdvae.utils.io import npz_keys, read_npz, read_npz_into, read_npz_shapes
 
 
 def test_streaming_read_equals_the_eager_one(tmp_path):
@@ -56,3 +56,14 @@ def test_header_and_streaming_readers_give_read_npz_errors(tmp_path, case):
             read()
         messages.append(str(err.value))
     assert len(set(messages)) == 1 and messages[0].startswith(f"{path}: ") and "\n" not in messages[0], messages
+
+
+def test_npz_keys_lists_the_arrays_or_none(tmp_path):
+    np.savez(tmp_path / "a.npz", power=np.zeros(3), meta=np.array("{}"))
+    assert npz_keys(tmp_path / "a.npz") == ["power", "meta"]
+    np.savez(tmp_path / "empty.npz")
+    assert npz_keys(tmp_path / "empty.npz") == []
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    (tmp_path / "text.npz").write_text("not an archive")
+    for path in (tmp_path / "one.npy", tmp_path / "text.npz", tmp_path / "missing.npz", tmp_path):
+        assert npz_keys(path) is None

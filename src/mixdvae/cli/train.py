@@ -125,6 +125,17 @@ def _configs(args: argparse.Namespace) -> tuple[DVAEConfig, TrainConfig]:
     return model_cfg, train_cfg
 
 
+def _check_trajectories_file(path: Path) -> None:
+    """A training file that is not a spectra file must hold trajectories ('boxes'): a one-line error naming
+    both kinds otherwise (an .npz of something else, e.g. separation estimates)."""
+    from mixdvae.utils.io import npz_keys
+
+    keys = npz_keys(path)
+    if keys is not None and "boxes" not in keys:
+        raise DataFormatError(f"{path}: not training sequences: expected 'power' (spectra, `mixdvae data spectra`) or "
+                              f"'boxes' (trajectories, `mixdvae data trajectories`), found: {', '.join(keys) or 'nothing'}")
+
+
 def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
     """Training sequences (N, T, x_dim): box trajectories, or power spectra (key 'power')."""
     from mixdvae.data.spectra import is_spectra_file, load_spectra
@@ -137,6 +148,7 @@ def _load_boxes(path: Path, x_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
         description = {"path": str(path), "num": int(power.shape[0]), "length": int(power.shape[1]), "meta": meta}
         return torch.from_numpy(np.ascontiguousarray(power)), description
 
+    _check_trajectories_file(path)
     trajectories = load_trajectories(path)
     boxes = trajectories.boxes
     if boxes.shape[-1] != x_dim:
@@ -155,6 +167,8 @@ def _sequence_shape(path: Path, x_dim: int, spectra: bool) -> tuple[int, ...]:
     from mixdvae.utils.io import read_npz_shapes
 
     key, what = ("power", "spectra file") if spectra else ("boxes", "trajectories file")
+    if not spectra:
+        _check_trajectories_file(path)
     shape = read_npz_shapes(path, (key,), what=what)[key]
     if len(shape) != 3 or shape[0] == 0 or shape[1] < 2 or shape[2] != x_dim:
         return tuple(_load_boxes(path, x_dim)[0].shape)

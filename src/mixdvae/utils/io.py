@@ -20,7 +20,8 @@ import numpy as np
 
 from mixdvae.errors import DataFormatError
 
-__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "read_npz_into", "first_line"]
+__all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "read_npz_into", "npz_keys",
+           "first_line"]
 
 
 def _umask() -> int:
@@ -167,6 +168,16 @@ def read_npz_shapes(path: str | os.PathLike, keys: Sequence[str], what: str = "f
             return shapes
         except _NPZ_ERRORS as err:
             raise DataFormatError(f"{path}: cannot read the arrays ({first_line(err)})") from err
+
+
+def npz_keys(path: str | os.PathLike) -> list[str] | None:
+    """The names of the arrays in the .npz archive at ``path`` (none is read), or None where ``path`` is
+    not a readable .npz archive (the readers then give their own one-line errors)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
+    except (OSError, zipfile.BadZipFile):
+        return None
 
 
 def _is_npy_file(path: str | os.PathLike) -> bool:
