@@ -4,7 +4,8 @@ sits").
 The gate (``SeparationConfig.mixture_gate_db``) runs two loops per chunk, one where the priors read their own
 estimates and one where they read the mixture, and keeps the mixture-reading loop's estimate where the two agree
 above G dB. This counts, per mixtures file, the chunks where the self-reading loop is kept (agreement <= G) and the
-median and least agreement.
+median and least agreement. As in `mixdvae bench separation`, a file named ``..._T{T}_...`` is separated in one
+chunk of T frames per mixture (chunks of the preset's 50 frames otherwise).
 
     python benchmarks/separation_gate.py FILE.npz [FILE.npz ...] [--weights speech=PATH --weights flute=PATH]
 """
@@ -12,6 +13,8 @@ median and least agreement.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 from pathlib import Path
 
 import torch
@@ -44,7 +47,9 @@ def main() -> int:
             agreements.clear()
             mix = load_mixtures(path)
             names = list(mix.source_names)
-            separate.Separator(names, "mixdvae", DEFAULT,
+            found = re.search(r"_T(\d+)", path.name)
+            cfg = dataclasses.replace(DEFAULT, chunk_frames=int(found.group(1)), overlap_frames=0) if found else DEFAULT
+            separate.Separator(names, "mixdvae", cfg,
                                weights=[weights[n] for n in names] if weights else None).separate(mix.mixture)
             d = torch.cat(agreements)
             kept = int((d <= DEFAULT.mixture_gate_db).sum())
