@@ -129,6 +129,8 @@ def _write_bad(tmp_path, kind):
     path = tmp_path / f"bad_{kind}.wav"
     if kind == "missing":
         pass
+    elif kind == "folder":  # e.g. `mixdvae separate DIR`
+        path.mkdir()
     elif kind == "text":
         path.write_text("this is not audio\n")
     elif kind == "empty":
@@ -148,6 +150,7 @@ def _write_bad(tmp_path, kind):
     ("kind", "message"),
     [
         ("missing", "audio file not found"),
+        ("folder", "a folder, not an audio file (separate one file at a time)"),
         ("text", "not a readable audio file"),
         ("empty", "empty audio file"),
         ("zero", "silent audio"),

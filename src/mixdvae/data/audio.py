@@ -73,13 +73,15 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         returns (L,) float32, L >= N_FFT.
 
     Raises:
-        DataFormatError: one line naming the file: missing, not an audio file soundfile can
+        DataFormatError: one line naming the file: missing, a folder, not an audio file soundfile can
             read, empty, non-finite samples, silent (all zero), or shorter than one STFT frame
             (N_FFT samples after resampling).
     """
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(f"{path}: a folder, not an audio file (separate one file at a time)")
     if not path.is_file():
         raise DataFormatError(f"{path}: audio file not found")
     try:
