@@ -74,3 +74,17 @@ def test_unknown_metric_is_a_usage_error(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "unknown metric in 'sdr'" in err
+
+
+def test_an_unwritable_json_is_refused_before_scoring(tmp_path, capsys, tone_mixtures, monkeypatch):
+    import mixdvae.cli.evaluate_separation as cli
+
+    mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=2)
+    epath = tmp_path / "e.npz"
+    save_estimates(epath, mix.sources, mix.source_names)
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(cli, "evaluate_separation", lambda *a, **k: pytest.fail("scored before the --json check"))
+    code = main(["evaluate", "separation", str(epath), "--mixtures", str(mpath), "--json", str(tmp_path / "afile" / "s.json")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err == f"mixdvae: error: --json {tmp_path}/afile/s.json: {tmp_path}/afile is a file, not a folder\n"

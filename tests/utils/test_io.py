@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import npz_keys, read_npz, read_npz_into, read_npz_shapes
+from mixdvae.errors import ConfigError
+from mixdvae.utils.io import check_output_file, npz_keys, read_npz, read_npz_into, read_npz_shapes
 
 
 def test_streaming_read_equals_the_eager_one(tmp_path):
@@ -67,3 +68,14 @@ def test_npz_keys_lists_the_arrays_or_none(tmp_path):
     (tmp_path / "text.npz").write_text("not an archive")
     for path in (tmp_path / "one.npy", tmp_path / "text.npz", tmp_path / "missing.npz", tmp_path):
         assert npz_keys(path) is None
+
+
+def test_check_output_file_refuses_what_could_not_be_written(tmp_path):
+    check_output_file(tmp_path / "new" / "deeper" / "r.json", "--json")  # missing folders are made when written
+    check_output_file(tmp_path / "r.json", "--json")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=rf"^--json {tmp_path}/afile/sub/r.json: {tmp_path}/afile is a file, not a folder$"):
+        check_output_file(tmp_path / "afile" / "sub" / "r.json", "--json")
+    with pytest.raises(ConfigError, match=rf"^--json {tmp_path}: a folder, expected a file name$"):
+        check_output_file(tmp_path, "--json")
+    assert not (tmp_path / "new").exists()

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from mixdvae import __version__
 from mixdvae.errors import MixDVAEError
-from mixdvae.utils.io import first_line
+from mixdvae.utils.io import check_output_file, first_line
 from mixdvae.utils.logging import configure_cli_logging
 
 # Each module defines ``add_parser(subparsers)``; the order is the order of ``mixdvae --help``.
@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_cli_logging(args.verbose)
     try:
+        if getattr(args, "json", None) is not None:  # every --json is a results file written at the end
+            check_output_file(args.json, "--json")
         return int(args.func(args) or 0)
     except MixDVAEError as err:
         print(f"mixdvae: error: {first_line(err)}", file=sys.stderr)

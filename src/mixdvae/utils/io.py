@@ -21,7 +21,7 @@ import numpy as np
 from mixdvae.errors import DataFormatError
 
 __all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "read_npz_into", "npz_keys",
-           "first_line"]
+           "check_output_file", "first_line"]
 
 
 def _umask() -> int:
@@ -52,6 +52,28 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> None:
+    """Refuse, before any work, an output file that could not be written at the end: ``path`` is a folder,
+    or its nearest existing parent is a file or not writable. Folders still missing are made when it is
+    written (:func:`atomic_path`).
+
+    Raises:
+        ConfigError: one line naming ``flag``, the path and what is wrong.
+    """
+    from mixdvae.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: a folder, expected a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: cannot write in {parent} (permission denied)")
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
