@@ -96,12 +96,14 @@ def test_bad_flags_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert not (tmp_path / "p").exists()
 
 
-def _estimates(tmp_path: Path, mix, elbo: np.ndarray | None = None) -> Path:
+def _estimates(tmp_path: Path, mix, elbo: np.ndarray | None = None, masks: np.ndarray | None = None) -> Path:
     est = mix.sources + 0.01 * np.random.default_rng(1).standard_normal(mix.sources.shape).astype(np.float32)
     est[1, 1] = np.nan  # a failed estimate is drawn, its SI-SDR "n/a"
     arrays = {"estimates": est, "source_names": np.array(mix.source_names), "method": np.array("noisy")}
     if elbo is not None:
         arrays["elbo"] = elbo
+    if masks is not None:
+        arrays["masks"] = masks
     path = tmp_path / "e.npz"
     np.savez(path, **arrays)
     return path
@@ -118,9 +120,10 @@ def test_plot_separation_writes_and_lists_files(tmp_path: Path, capsys: pytest.C
     assert all((out / n).read_bytes().startswith(PNG_SIGNATURE) for n in names)
 
 
-def test_plot_separation_index_and_no_elbo(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures) -> None:
+def test_plot_separation_index_no_elbo_and_masks(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures) -> None:
     mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
-    epath = _estimates(tmp_path, mix)
+    masks = np.random.default_rng(2).uniform(size=(3, 2, 20, 513)).astype(np.float16)  # as --save-masks keeps them
+    epath = _estimates(tmp_path, mix, masks=masks)
     out = tmp_path / "plots"
     assert main(["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(out), "--index", "2,1"]) == 0
     assert capsys.readouterr().out.splitlines() == [str(out / "mixture_0002.png"), str(out / "mixture_0001.png")]
@@ -133,13 +136,15 @@ def test_plot_separation_index_and_no_elbo(tmp_path: Path, capsys: pytest.Captur
         ("index", "--index: mixture 3 is out of range, {m} has 3 mixtures"),
         ("index-text", "--index: 'x' is not an integer (expected e.g. 0,3,5)"),
         ("elbo", "{e}: 'elbo' has shape (5,), expected (iterations, chunks)"),
+        ("masks", "{e}: 'masks' has shape (3, 1, 20, 513), expected (3, 2, T, F)"),
         ("missing", "{e}: estimates file not found"),
     ],
 )
 def test_plot_separation_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, tone_mixtures,
                                                        case: str, message: str) -> None:
     mpath, mix = tone_mixtures(tmp_path / "m.npz", length_frames=20, m=3)
-    epath = _estimates(tmp_path, mix, elbo=np.zeros(5, np.float32) if case == "elbo" else None)
+    epath = _estimates(tmp_path, mix, elbo=np.zeros(5, np.float32) if case == "elbo" else None,
+                       masks=np.zeros((3, 1, 20, 513), np.float16) if case == "masks" else None)
     args = ["plot", "separation", str(epath), "--mixtures", str(mpath), "--out", str(tmp_path / "plots")]
     if case == "names":
         data = dict(np.load(epath))

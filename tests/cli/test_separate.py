@@ -120,6 +120,31 @@ def test_a_vem_method_on_a_mixtures_file_stores_the_elbo(assets, tmp_path, capsy
         assert archive["estimates"].shape == (2, 2, 59 * 256)
 
 
+def test_save_masks_keeps_the_stitched_masks(assets, tmp_path, capsys):
+    """--save-masks keeps (M, N, T, F) masks over whole mixtures (chunks of 30 frames stitched back): with the
+    oracle IBM they are the ideal binary mask of the references' STFTs; without the flag nothing is kept."""
+    import torch
+
+    from mixdvae.baselines.oracle import ideal_binary_mask
+    from mixdvae.data.audio import stft
+    from mixdvae.data.mixtures import load_mixtures
+
+    est = tmp_path / "ibm.npz"
+    code = main(["separate", str(assets["npz"]), "--method", "oracle-ibm", "--out", str(est), "--length", "30",
+                 "--save-masks", *FAST])
+    assert code == 0, capsys.readouterr().err
+    refs = torch.from_numpy(load_mixtures(assets["npz"]).sources)  # (M, N, L)
+    expected = ideal_binary_mask(stft(refs.flatten(0, 1)).unflatten(0, refs.shape[:2])).numpy()  # (M, N, T, F)
+    with np.load(est) as archive:
+        masks = archive["masks"]
+    assert masks.dtype == np.float16 and masks.shape == expected.shape == (2, 2, 60, 513)
+    np.testing.assert_array_equal(masks.astype(np.float32), expected)
+    plain = tmp_path / "plain.npz"
+    assert main(["separate", str(assets["npz"]), "--method", "oracle-ibm", "--out", str(plain), *FAST]) == 0
+    with np.load(plain) as archive:
+        assert "masks" not in archive.files
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

@@ -90,7 +90,9 @@ def test_results_write_one_figure_per_chosen_mixture_and_the_elbo(tmp_path):
     est = np.stack([estimates * (m + 1) for m in range(M)])  # (M, N, L)
     ref = np.stack([refs * (m + 1) for m in range(M)])
     out = tmp_path / "plots"
-    written = plot_separation_results(out, mixtures, est, ref, NAMES, [2, 0], titles=["two", "zero"], elbo=elbo)
+    masks = np.stack([np.stack([m, 1 - m]) for m in np.random.default_rng(3).uniform(size=(M, T, 513))])  # (M, N, T, F)
+    written = plot_separation_results(out, mixtures, est, ref, NAMES, [2, 0], titles=["two", "zero"], elbo=elbo,
+                                      masks=masks.astype(np.float16))
     assert written == [out / "mixture_0002.png", out / "mixture_0000.png", out / "elbo.png"]
     assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in written)
     assert plot_separation_results(tmp_path / "p2", mixtures, est, ref, NAMES, [1]) == [tmp_path / "p2" / "mixture_0001.png"]
@@ -100,6 +102,9 @@ def test_results_shapes_and_titles_are_checked(tmp_path):
     mixture, estimates, refs, _, _ = _signals()
     with pytest.raises(DataFormatError, match=r"references \(1, 2, 15000\)"):
         plot_separation_results(tmp_path, mixture[None], estimates[None], refs[None, :, :15000], NAMES, [0])
+    with pytest.raises(DataFormatError, match=r"masks \(1, 3, 32, 513\), expected \(1, 2, T, F\)"):
+        plot_separation_results(tmp_path, mixture[None], estimates[None], refs[None], NAMES, [0],
+                                masks=np.zeros((1, 3, 32, 513)))
     with pytest.raises(DataFormatError, match="2 titles for 1 mixtures"):
         plot_separation_results(tmp_path, mixture[None], estimates[None], refs[None], NAMES, [0], titles=["a", "b"])
     assert not list(tmp_path.iterdir())

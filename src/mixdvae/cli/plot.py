@@ -34,9 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = plot_sub.add_parser(
         "separation",
         help="Spectrograms of mixtures, estimates and references, and the ELBO, of an estimates file.",
-        description="Writes mixture_MMMM.png (the mixture, then each source's estimate beside its reference, "
-        "titled with the source's SI-SDR) for the chosen mixtures, and elbo.png (every chunk's ELBO per VEM "
-        "iteration) when the estimates file holds an ELBO history.",
+        description="Writes mixture_MMMM.png (the mixture, then each source's estimate beside its reference and, "
+        "when the estimates file keeps them (`mixdvae separate M.npz --save-masks`), its mask; titled with each "
+        "source's SI-SDR) for the chosen mixtures, and elbo.png (every chunk's ELBO per VEM iteration) when the "
+        "estimates file holds an ELBO history.",
     )
     _add_figure_arguments(s, "estimates", "estimates .npz written by `mixdvae separate M.npz`", "--mixtures",
                           "mixtures .npz the estimates were made from", "mixture", 4, "--index")
@@ -122,9 +123,12 @@ def run_plot_separation(args: argparse.Namespace) -> int:
             raise ConfigError(f"--index: mixture {bad[0]} is out of range, {m_name} has {M} mixtures")
     else:
         indices = list(range(min(args.max_mixtures, M)))
-    elbo = read_npz(args.estimates, (), optional=("elbo",), what="estimates file").get("elbo")
+    extra = read_npz(args.estimates, (), optional=("elbo", "masks"), what="estimates file")
+    elbo, masks = extra.get("elbo"), extra.get("masks")
     if elbo is not None and elbo.ndim != 2:
         raise DataFormatError(f"{e_name}: 'elbo' has shape {elbo.shape}, expected (iterations, chunks)")
+    if masks is not None and (masks.ndim != 4 or masks.shape[:2] != est.estimates.shape[:2]):
+        raise DataFormatError(f"{e_name}: 'masks' has shape {masks.shape}, expected ({M}, {len(mix.source_names)}, T, F)")
     method = est.method or args.estimates.stem
     titles = []
     for m in indices:
@@ -133,7 +137,7 @@ def run_plot_separation(args: argparse.Namespace) -> int:
         parts = [f"{n} {v:.1f} dB" if np.isfinite(v) else f"{n} n/a" for n, v in zip(mix.source_names, scores)]
         titles.append(f"{method}: mixture {m} ({mix.ratio_db[m]:+.0f} dB); SI-SDR " + ", ".join(parts))
     written = plot_separation_results(args.out, mix.mixture, est.estimates, mix.sources, mix.source_names, indices,
-                                      titles=titles, elbo=elbo, method=method)
+                                      titles=titles, elbo=elbo, method=method, masks=masks)
     for path in written:
         print(path)
     return 0

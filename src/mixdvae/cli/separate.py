@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=None, metavar="S",
                    help="mixtures per resumable chunk (mixtures input; default: 8); finished chunks are kept in "
                    "OUT.partial/, a rerun skips them; under torchrun chunks are shared among the ranks")
+    p.add_argument("--save-masks", action="store_true",
+                   help="mixtures input: also keep each source's mask, the assignment posterior (M, N, T, F, float16), "
+                        "in the estimates file, for `mixdvae plot separation`")
     p.add_argument("--resume", action="store_true",
                    help="insist on continuing OUT.partial/ (refused if it was started with other settings)")
     p.set_defaults(func=run_separate)
@@ -144,7 +147,7 @@ def run_separate(args: argparse.Namespace) -> int:
             separator = Separator(names, args.method, config, weights, args.nmf_bases, device, args.seed)
             job = separation_job(args.input, separator, weights, args.nmf_bases, args.seed)
             res = separate_mixtures_chunked(separator, mixtures, args.out, args.seed, args.chunk_size, args.resume,
-                                            progress, job)
+                                            progress, job, keep_masks=args.save_masks)
             if res is None:  # not rank 0: rank 0 writes the output
                 return 0
             seconds = time.perf_counter() - t0
@@ -152,6 +155,8 @@ def run_separate(args: argparse.Namespace) -> int:
                       "preset": np.asarray(args.preset), "seconds": np.asarray(seconds)}
             if res.elbo is not None:
                 arrays["elbo"] = res.elbo.astype(np.float32)
+            if res.masks is not None:
+                arrays["masks"] = res.masks
             save_npz(args.out, **arrays)
             remove_partial(args.out)
         print(f"separated {len(mixtures)} mixtures into {', '.join(names)} with {args.method} [{args.preset}] "

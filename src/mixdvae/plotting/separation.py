@@ -119,13 +119,14 @@ def plot_separation_results(
     titles: Sequence[str] | None = None,
     elbo: np.ndarray | None = None,
     method: str = "estimate",
+    masks: np.ndarray | None = None,
 ) -> list[Path]:
-    """Write ``mixture_{m:04d}.png`` (:func:`plot_separation`: mixture, then estimate | reference per
-    source) for each m of ``indices``, then ``elbo.png`` (:func:`~mixdvae.plotting.elbo.plot_elbo`, one
-    curve per chunk) when ``elbo`` holds values. Returns the paths written, in that order.
+    """Write ``mixture_{m:04d}.png`` (:func:`plot_separation`: mixture, then estimate | reference | mask
+    per source) for each m of ``indices``, then ``elbo.png`` (:func:`~mixdvae.plotting.elbo.plot_elbo`,
+    one curve per chunk) when ``elbo`` holds values. Returns the paths written, in that order.
 
     Shape: mixture (M, L); estimates, references (M, N, L); elbo (I, C), C chunks over all mixtures
-    (as in an estimates .npz).
+    (as in an estimates .npz); masks (M, N, T, F) or None.
     """
     out_dir = Path(out_dir)
     mixture, estimates = np.asarray(mixture), np.asarray(estimates)
@@ -135,13 +136,16 @@ def plot_separation_results(
             f"plot_separation_results: mixture {mixture.shape}, estimates {estimates.shape}, references "
             f"{np.shape(references)}: expected (M, L), (M, N, L), (M, N, L)"
         )
+    if masks is not None and (np.ndim(masks) != 4 or np.shape(masks)[:2] != estimates.shape[:2]):
+        raise DataFormatError(f"plot_separation_results: masks {np.shape(masks)}, expected ({M}, {estimates.shape[1]}, T, F)")
     if titles is not None and len(titles) != len(indices):
         raise DataFormatError(f"plot_separation_results: {len(titles)} titles for {len(indices)} mixtures")
     written = []
     for k, m in enumerate(indices):
         title = titles[k] if titles is not None else f"{method}: mixture {m}"
         written.append(plot_separation(out_dir / f"mixture_{m:04d}.png", mixture[m], estimates[m], names,
-                                       references=np.asarray(references)[m], title=title))
+                                       references=np.asarray(references)[m],
+                                       masks=None if masks is None else np.asarray(masks[m], dtype=np.float32), title=title))
     if elbo is not None:
         path = plot_elbo(out_dir / "elbo.png", np.asarray(elbo).T, unit="chunk",
                          title=f"{method}: ELBO of {np.shape(elbo)[1]} chunks")

@@ -26,12 +26,14 @@ DEFAULT_CHUNK_MIXTURES = 8
 
 @dataclass(frozen=True)
 class ChunkedSeparation:
-    """Estimates of M mixtures. Shape: waveforms (M, N, L) float32; elbo (I, M·C) or None;
+    """Estimates of M mixtures. Shape: waveforms (M, N, L) float32; elbo (I, M·C) or None; masks
+    (M, N, T, F) float16 (the assignment posteriors, stitched over chunks) or None when not kept;
     ``seconds``: the compute time summed over chunks (not the wall time of a sharded run)."""
 
     waveforms: np.ndarray
     elbo: np.ndarray | None
     seconds: float
+    masks: np.ndarray | None = None
 
 
 def separation_job(input_path: Path | None, separator: Separator, weights: Sequence[Path] | None,
@@ -54,18 +56,22 @@ def separate_mixtures_chunked(
     resume: bool = False,
     progress: bool = False,
     job: dict | None = None,
+    keep_masks: bool = False,
 ) -> ChunkedSeparation | None:
     """Separate every mixture, keeping finished chunks in ``OUT.partial``; all estimates on rank 0,
     None on the other ranks. The caller writes ``out`` and calls
-    :func:`mixdvae.utils.chunks.remove_partial`.
+    :func:`mixdvae.utils.chunks.remove_partial`. ``keep_masks``: also return the masks (a resumed run
+    must have been started with the same setting).
 
-    Shape: mixtures.mixture (M, L), mixtures.sources (M, N, L) -> waveforms (M, N, L)
+    Shape: mixtures.mixture (M, L), mixtures.sources (M, N, L) -> waveforms (M, N, L), masks (M, N, T, F)
     """
     if len(mixtures) == 0:
         raise DataFormatError("no mixtures to separate")
     plan = ChunkPlan(len(mixtures), DEFAULT_CHUNK_MIXTURES if chunk_size is None else chunk_size)
     job = dict(job or separation_job(None, separator, None, None, seed))
     job["chunk_seeds"] = "SeedSequence([seed, chunk])"
+    if keep_masks:
+        job["keep_masks"] = True
 
     def compute(index: int, start: int, stop: int) -> dict[str, np.ndarray]:
         res = separator.separate(mixtures.mixture[start:stop], mixtures.sources[start:stop],
@@ -73,6 +79,8 @@ def separate_mixtures_chunked(
         arrays = {"waveforms": res.waveforms, "seconds": np.asarray(res.seconds)}
         if res.elbo is not None:
             arrays["elbo"] = res.elbo
+        if keep_masks:
+            arrays["masks"] = res.masks.cpu().numpy().astype(np.float16)
         return arrays
 
     chunks = run_chunks(out, plan, job, compute, resume=resume, progress=progress, desc=separator.method)
@@ -86,4 +94,5 @@ def separate_mixtures_chunked(
         waveforms=np.concatenate([c["waveforms"] for c in chunks]).astype(np.float32),
         elbo=elbo,
         seconds=float(sum(float(c["seconds"]) for c in chunks)),
+        masks=np.concatenate([c["masks"] for c in chunks]) if keep_masks else None,
     )
