@@ -169,3 +169,43 @@ def test_plot_separation_out_is_a_file_is_one_line_exit_2(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"mixdvae: error: {out}: ")
     assert out.read_text() == "a file where the folder should be"
+
+
+def test_plot_separation_bench_writes_the_png(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from plotting.test_bench import bench_result
+
+    results = tmp_path / "bench.json"
+    results.write_text(json.dumps(bench_result()))
+    out = tmp_path / "figs" / "bench.png"
+    assert main(["plot", "separation-bench", str(results), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(out)]
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "{r}: results file not found"),
+        ("{not json", [], "{r}: not a JSON file (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ('{"cells": {}}', [], "{r}: not the results of `mixdvae bench separation --json` (no 'cells')"),
+        ("bench", ["--metric", "pesq"], "--metric pesq: {r} holds si_sdr"),
+    ],
+)
+def test_plot_separation_bench_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           content: str | None, args: list[str], message: str) -> None:
+    import json
+
+    from plotting.test_bench import bench_result
+
+    results = tmp_path / "bench.json"
+    if content == "bench":
+        results.write_text(json.dumps(bench_result()))
+    elif content is not None:
+        results.write_text(content)
+    assert main(["plot", "separation-bench", str(results), "--out", str(tmp_path / "b.png"), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "mixdvae: error: " + message.format(r=results) + "\n"
+    assert not (tmp_path / "b.png").exists()

@@ -2,7 +2,8 @@
 
 ``plot tracking``: tracks against ground truth, per-frame assignments and ELBO curves of a
 tracking results file. ``plot separation``: spectrograms of mixtures, their estimates and references
-(with each source's SI-SDR) and the ELBO curves of an estimates file.
+(with each source's SI-SDR) and the ELBO curves of an estimates file. ``plot separation-bench``: the
+results of ``mixdvae bench separation --json`` as bars per cell and method.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import argparse
 from pathlib import Path
 
 from mixdvae.errors import ConfigError, DataFormatError
+from mixdvae.utils.io import first_line
 
-__all__ = ["add_parser", "run_plot_tracking", "run_plot_separation", "parse_indices"]
+__all__ = ["add_parser", "run_plot_tracking", "run_plot_separation", "run_plot_separation_bench", "parse_indices"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="Draw figures of results files (tracking, separation).")
+    p = sub.add_parser("plot", help="Draw figures of results files (tracking, separation, separation benchmark).")
     plot_sub = p.add_subparsers(dest="plot_command", metavar="WHAT", parser_class=type(p))
     plot_sub.required = True
 
@@ -42,6 +44,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_figure_arguments(s, "estimates", "estimates .npz written by `mixdvae separate M.npz`", "--mixtures",
                           "mixtures .npz the estimates were made from", "mixture", 4, "--index")
     s.set_defaults(func=run_plot_separation)
+
+    b = plot_sub.add_parser(
+        "separation-bench",
+        help="Bars of a metric per cell and method of a `mixdvae bench separation --json` file.",
+        description="Writes one PNG: a panel per cell (T, ratio), a pair of bars per method (one per source) at "
+        "the mean of the metric over the cell's mixtures, with its standard error; oracles hatched.",
+    )
+    b.add_argument("results", type=Path, help="JSON written by `mixdvae bench separation --json`")
+    b.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    b.add_argument("--metric", choices=("si_sdr", "pesq", "estoi", "rmse"), default="si_sdr",
+                   help="the metric drawn (default si_sdr)")
+    b.set_defaults(func=run_plot_separation_bench)
 
 
 def _add_figure_arguments(p: argparse.ArgumentParser, results: str, results_help: str, inputs: str, inputs_help: str,
@@ -140,4 +154,25 @@ def run_plot_separation(args: argparse.Namespace) -> int:
                                       titles=titles, elbo=elbo, method=method, masks=masks)
     for path in written:
         print(path)
+    return 0
+
+
+def run_plot_separation_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from mixdvae.plotting.bench import plot_separation_bench
+
+    if not args.results.is_file():
+        raise DataFormatError(f"{args.results}: results file not found")
+    try:
+        result = json.loads(args.results.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFormatError(f"{args.results}: not a JSON file ({first_line(err)})") from err
+    if isinstance(result, dict) and "spec" in result and args.metric not in result["spec"].get("metrics", [args.metric]):
+        raise ConfigError(f"--metric {args.metric}: {args.results} holds {', '.join(result['spec']['metrics'])}")
+    try:
+        path = plot_separation_bench(args.out, result, metric=args.metric, title=args.results.name)
+    except DataFormatError as err:
+        raise DataFormatError(f"{args.results}: {err}") from err
+    print(path)
     return 0
