@@ -4,6 +4,7 @@ file in, an estimates file out that ``mixdvae evaluate separation`` scores; one-
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,22 @@ def test_a_vem_method_on_a_mixtures_file_stores_the_elbo(assets, tmp_path, capsy
     with np.load(est) as archive:
         assert archive["elbo"].shape[0] == 2 and np.isfinite(archive["elbo"]).all()
         assert archive["estimates"].shape == (2, 2, 59 * 256)
+
+
+@pytest.mark.parametrize(("method", "family"), [("mixdvae", "srnn"), ("dvae-init", "srnn"), ("deep-ar", "deep_ar")])
+def test_a_source_without_weights_takes_its_shipped_prior(method, family):
+    import argparse
+
+    from mixdvae.cli.separate import _weights
+    from mixdvae.dvae.weights import shipped_weights
+    from mixdvae.errors import ConfigError
+
+    args = argparse.Namespace(weights=["flute=my_flute.safetensors"], method=method)
+    assert _weights(args, ["speech", "flute"]) == [shipped_weights(f"speech_{family}"), Path("my_flute.safetensors")]
+    assert _weights(argparse.Namespace(weights=None, method=method), ["speech", "flute"]) is None
+    with pytest.raises(ConfigError, match=rf"^no shipped '{family}' prior for source 'piano' \(piano_{family}.safetensors\); "
+                                          r"pass --weights piano=PATH$"):
+        _weights(argparse.Namespace(weights=["speech=s.safetensors"], method=method), ["speech", "piano"])
 
 
 def test_save_masks_keeps_the_stitched_masks(assets, tmp_path, capsys):

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--weights", action="append", default=None, metavar="NAME=PATH",
                    help="a prior checkpoint per source (repeat), one DVAE or an ensemble written by "
-                        "`mixdvae ensemble`; default: the shipped priors")
+                        "`mixdvae ensemble`; a source not named takes its shipped prior (default: the shipped priors)")
     p.add_argument("--nmf-bases", type=Path, default=None, help="NMF bases file (default: the shipped one)")
     p.add_argument("--length", type=int, default=None, help="chunk length T in STFT frames (default: the preset's, 50)")
     p.add_argument("--iterations", type=int, default=None, help="VEM iterations (default: the preset's)")
@@ -80,6 +80,10 @@ def _config(args: argparse.Namespace):
 
 
 def _weights(args: argparse.Namespace, names: list[str]) -> list[Path] | None:
+    """One checkpoint per source from --weights NAME=PATH; a source not named there takes its shipped prior
+    of the method's family (the speech prior while trying another flute prior, say). None without --weights."""
+    from mixdvae.separation.separate import default_prior_weights
+
     if not args.weights:
         return None
     given = {}
@@ -92,7 +96,8 @@ def _weights(args: argparse.Namespace, names: list[str]) -> list[Path] | None:
         given[name] = Path(path)
     missing = [n for n in names if n not in given]
     if missing:
-        raise ConfigError(f"--weights: no checkpoint for source(s) {missing}")
+        family = "deep_ar" if getattr(args, "method", None) == "deep-ar" else "srnn"
+        given.update(zip(missing, default_prior_weights(missing, family)))
     return [given[n] for n in names]
 
 
