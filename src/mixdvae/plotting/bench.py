@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mixdvae.errors import DataFormatError
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = ["mean_and_standard_error", "plot_separation_bench"]
 
@@ -78,7 +78,4 @@ def plot_separation_bench(path: str | os.PathLike, result: dict[str, Any], metri
         ax.set_title(f"{key} ({cell.get('mixtures', '?')} mixtures)", fontsize=10)
     axes.flat[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{title or 'mixdvae bench separation'}: {_LABELS.get(metric, metric)}, mean ± standard error")
-    final = Path(path)
-    with atomic_path(final, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return final
+    return save_figure(fig, path, dpi=100)

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = ["plot_elbo", "elbo_progress"]
 
@@ -96,7 +96,4 @@ def plot_elbo(
     axes[1].legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title)
-    final = Path(path)
-    with atomic_path(final, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-    return final
+    return save_figure(fig, path, dpi=_DPI)

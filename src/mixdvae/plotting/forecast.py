@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mixdvae.errors import ConfigError
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = ["plot_forecasts"]
 
@@ -84,7 +84,4 @@ def plot_forecasts(
         ax.set_xlabel("frame")
     axes[0, 1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
-    out = Path(path)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return out
+    return save_figure(fig, path, dpi=100)

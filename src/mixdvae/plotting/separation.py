@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from mixdvae.errors import DataFormatError
 from mixdvae.plotting.elbo import plot_elbo
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = ["plot_separation", "plot_separation_results", "log_spectrogram"]
 
@@ -103,10 +103,7 @@ def plot_separation(
         for c in range(1, cols):
             axes[-1, c].axis("off")
     fig.suptitle(title, fontsize=10)
-    final = Path(path)
-    with atomic_path(final, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=90)
-    return final
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_separation_results(

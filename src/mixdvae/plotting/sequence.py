@@ -12,9 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mixdvae.data.mot import SeqInfo
+from mixdvae.plotting.save import save_figure
 from mixdvae.plotting.tracking import source_colours
 from mixdvae.tracking.sequence_results import SequenceTracks
-from mixdvae.utils.io import atomic_path
 
 __all__ = ["plot_sequence_tracks"]
 
@@ -42,7 +42,4 @@ def plot_sequence_tracks(tracks: SequenceTracks, info: SeqInfo, out: str | Path)
     ax_y.set_xlabel("frame")
     ax_y.set_xlim(1, max(info.seq_length, 2))
     ax_x.set_title(f"{info.name}: {tracks.method}, {len(ids)} tracks, {tracks.frames.shape[0]} boxes")
-    out = Path(out)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return out
+    return save_figure(fig, out, dpi=110)

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from mixdvae.errors import ConfigError
 from mixdvae.plotting.elbo import plot_elbo
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = [
     "UNASSIGNED_COLOUR",
@@ -87,10 +87,7 @@ def _centres(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    out = Path(path)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-    return out
+    return save_figure(fig, path, dpi=_DPI)
 
 
 def _label_ends(ax, ends: list[tuple[float, float, str]]) -> None:

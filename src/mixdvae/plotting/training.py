@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from mixdvae.utils.io import atomic_path
+from mixdvae.plotting.save import save_figure
 
 __all__ = ["plot_loss_curves"]
 
@@ -56,7 +56,4 @@ def plot_loss_curves(path: str | os.PathLike, history: Sequence[dict[str, Any]])
     if ax_terms.lines:
         ax_terms.legend(loc="upper right", fontsize="small")
     ax_terms.grid(alpha=0.3)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=120)
-    return path
+    return save_figure(fig, path, dpi=120, fmt=path.suffix.lstrip(".").lower() or "png")
