@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from mixdvae.errors import DataFormatError
+from mixdvae.errors import ConfigError, DataFormatError
 
 __all__ = ["atomic_path", "write_json", "save_npz", "write_text", "read_npz", "read_npz_shapes", "read_npz_into", "npz_keys",
            "check_output_file", "first_line"]
@@ -62,8 +62,6 @@ def check_output_file(path: str | os.PathLike, flag: str) -> None:
     Raises:
         ConfigError: one line naming ``flag``, the path and what is wrong.
     """
-    from mixdvae.errors import ConfigError
-
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: a folder, expected a file name")
@@ -156,7 +154,7 @@ def _npz_archive(path: Path, keys: Sequence[str], what: str) -> Iterator[zipfile
             raise DataFormatError(f"{path}: not a valid .npz file ({first_line(err)})") from err
         raise DataFormatError(f"{path}: not a valid .npz file (a single .npy array, not an archive)") from err
     with archive:
-        found = [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
+        found = _array_names(archive)
         missing = [k for k in keys if k not in found]
         if missing:
             raise DataFormatError(f"{path}: missing key '{missing[0]}' (found: {', '.join(found) or 'nothing'})")
@@ -197,9 +195,14 @@ def npz_keys(path: str | os.PathLike) -> list[str] | None:
     not a readable .npz archive (the readers then give their own one-line errors)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
+            return _array_names(archive)
     except (OSError, zipfile.BadZipFile):
         return None
+
+
+def _array_names(archive: zipfile.ZipFile) -> list[str]:
+    """The names of the arrays an open .npz archive holds (its ``NAME.npy`` members)."""
+    return [name[:-len(".npy")] for name in archive.namelist() if name.endswith(".npy")]
 
 
 def _is_npy_file(path: str | os.PathLike) -> bool:
