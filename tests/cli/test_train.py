@@ -279,6 +279,32 @@ def test_several_data_files_train_as_their_concatenation(tmp_path, data, capsys)
     assert len(err) == 1 and "different sequence lengths" in err[0] and "c.npz: 12" in err[0]
 
 
+def test_several_leakage_files_leak_as_their_concatenation(tmp_path, capsys):
+    """--leakage-data A --leakage-data B trains the same weights as one file holding A then B (the
+    leak is drawn from their union); the card lists both files."""
+    from mixdvae.data.spectra import save_spectra
+
+    rng = np.random.default_rng(0)
+    own, a, b = (rng.exponential(size=(n, 10, 6)).astype(np.float32) for n in (48, 20, 12))
+    save_spectra(tmp_path / "own.npz", own, {})
+    for name, part in (("a", a), ("b", b), ("ab", np.concatenate([a, b]))):
+        save_spectra(tmp_path / f"{name}.npz", part, {"part": name})
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nfamily = "srnn"\nx_dim = 6\nhead = "complex_variance"\ninput_transform = "log"\n'
+                      '[train]\nepochs = 2\nleakage_db = [-10.0, 0.0]\n')
+    common = ["--config", str(config), "--data", str(tmp_path / "own.npz"), "--val-fraction", "0.25", *TINY_FLAGS]
+    assert main(["train", *common, "--leakage-data", str(tmp_path / "a.npz"), "--leakage-data", str(tmp_path / "b.npz"),
+                 "--out", str(tmp_path / "two")]) == 0
+    assert main(["train", *common, "--leakage-data", str(tmp_path / "ab.npz"), "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", *common, "--leakage-data", str(tmp_path / "a.npz"), "--out", str(tmp_path / "a")]) == 0
+    two, one = load_file(tmp_path / "two" / "best.safetensors"), load_file(tmp_path / "one" / "best.safetensors")
+    assert two.keys() == one.keys() and all(torch.equal(two[k], one[k]) for k in one)
+    only_a = load_file(tmp_path / "a" / "best.safetensors")
+    assert not all(torch.equal(only_a[k], one[k]) for k in one)  # the second file's segments did leak
+    card = read_card(tmp_path / "two" / "best")
+    assert card["data"]["leakage"]["num"] == 32 and [f["meta"]["part"] for f in card["data"]["leakage"]["files"]] == ["a", "b"]
+
+
 @pytest.mark.parametrize("case", ["missing", "not-npz", "wrong-width", "nan", "spectra", "spectra-nan", "other-npz"])
 def test_a_bad_file_among_several_gives_the_error_it_gives_alone(tmp_path, data, capsys, case):
     """The several-file reader sizes files from their headers; a bad second file still fails with the

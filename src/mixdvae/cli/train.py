@@ -58,9 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="validation trajectories (.npz); repeatable like --data")
     val.add_argument("--val-fraction", type=float, metavar="F",
                      help="hold out this fraction of --data for validation (default: 0.1)")
-    p.add_argument("--leakage-data", type=Path, metavar="OTHER.npz",
+    p.add_argument("--leakage-data", type=Path, metavar="OTHER.npz", action="append",
                    help="spectra of the other source(s) for leakage training (the [train] leakage_db range; "
-                   "mixdvae.dvae.leakage)")
+                   "mixdvae.dvae.leakage); repeatable like --data")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="TOML/JSON with [model] and [train] tables; flags override it")
@@ -190,7 +190,7 @@ def _load_files(paths: list[Path], x_dim: int) -> tuple[torch.Tensor, dict[str, 
     spectra = [is_spectra_file(path) for path in paths]
     shapes = [_sequence_shape(path, x_dim, is_spectra) for path, is_spectra in zip(paths, spectra)]
     if len({shape[1] for shape in shapes}) > 1:
-        raise DataFormatError("the --data / --val files have different sequence lengths ("
+        raise DataFormatError("the --data / --val / --leakage-data files have different sequence lengths ("
                               + ", ".join(f"{path}: {shape[1]}" for path, shape in zip(paths, shapes))
                               + "); make them with the same --length")
     out = torch.empty((sum(shape[0] for shape in shapes), *shapes[0][1:]), dtype=torch.float32)
@@ -303,7 +303,7 @@ def _train(args: argparse.Namespace, model_cfg: DVAEConfig, train_cfg: TrainConf
             raise ConfigError(f"[train] leakage_db = {list(train_cfg.leakage_db)} needs --leakage-data OTHER.npz")
         if train_cfg.leakage_db is None:
             raise ConfigError("--leakage-data needs a leakage_db = [low, high] range (dB) in the [train] table")
-        leakage_x, leakage_desc = _load_boxes(args.leakage_data, model_cfg.x_dim)
+        leakage_x, leakage_desc = _load_files(args.leakage_data, model_cfg.x_dim)
         data["leakage"] = leakage_desc
     command = "mixdvae " + shlex.join(sys.argv[1:])
     card_extra: dict[str, Any] = {"data": data, "command": command, "commit": _git_commit()}
