@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 from mixdvae.data.windows import load_windows
-from mixdvae.errors import DataFormatError
 from mixdvae.metrics.mot import PROTOCOLS, TOOLS, evaluate_windows
-from mixdvae.tracking.results import load_tracking_results
+from mixdvae.tracking.results import check_results_match, load_tracking_results
 from mixdvae.utils.io import write_json
 
 __all__ = ["add_parser", "run_evaluate_tracking"]
@@ -36,17 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_evaluate_tracking(args: argparse.Namespace) -> int:
     results = load_tracking_results(args.results)
     windows = load_windows(args.windows)
-    r_name, w_name = str(args.results), str(args.windows)
-    if results.boxes.shape != windows.gt.shape:
-        raise DataFormatError(
-            f"{r_name}: 'boxes' has shape {results.boxes.shape} but {w_name} 'gt' has "
-            f"{windows.gt.shape} (W, T, N, 4)"
-        )
-    if results.eta.shape[:3] != windows.det.shape[:3]:
-        raise DataFormatError(
-            f"{r_name}: 'eta' has shape {results.eta.shape} but {w_name} 'det' has "
-            f"{windows.det.shape}: (W, T, K) must agree"
-        )
+    check_results_match(results, windows, str(args.results), str(args.windows))
     scores = evaluate_windows(
         results.boxes,
         windows.gt,

@@ -85,29 +85,19 @@ def parse_indices(text: str, flag: str = "--windows-index") -> list[int]:
 def run_plot_tracking(args: argparse.Namespace) -> int:
     from mixdvae.data.windows import load_windows
     from mixdvae.plotting.tracking import plot_tracking_results
-    from mixdvae.tracking.results import load_tracking_results
+    from mixdvae.tracking.results import check_results_match, load_tracking_results
 
     if args.max_windows < 0:
         raise ConfigError(f"--max-windows = {args.max_windows}: must be >= 0")
     indices = parse_indices(args.windows_index) if args.windows_index is not None else None
     results = load_tracking_results(args.results)
     windows = load_windows(args.windows)
-    r_name, w_name = str(args.results), str(args.windows)
-    if results.boxes.shape != windows.gt.shape:
-        raise DataFormatError(
-            f"{r_name}: 'boxes' has shape {results.boxes.shape} but {w_name} 'gt' has "
-            f"{windows.gt.shape} (W, T, N, 4)"
-        )
-    if results.eta.shape[:3] != windows.det.shape[:3]:
-        raise DataFormatError(
-            f"{r_name}: 'eta' has shape {results.eta.shape} but {w_name} 'det' has "
-            f"{windows.det.shape}: (W, T, K) must agree"
-        )
+    check_results_match(results, windows, str(args.results), str(args.windows))
     if indices is not None:
         W = windows.gt.shape[0]
         bad = [w for w in indices if not 0 <= w < W]
         if bad:
-            raise ConfigError(f"--windows-index: window {bad[0]} is out of range, {w_name} has {W} windows")
+            raise ConfigError(f"--windows-index: window {bad[0]} is out of range, {args.windows} has {W} windows")
     written = plot_tracking_results(args.out, windows, results, max_windows=args.max_windows, indices=indices,
                                     assignments=not args.no_assignments)
     for path in written:

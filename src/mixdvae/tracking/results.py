@@ -18,10 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from mixdvae.errors import DataFormatError
 from mixdvae.utils.io import read_npz, save_npz
 
-__all__ = ["TrackingResults", "load_tracking_results", "save_tracking_results"]
+if TYPE_CHECKING:
+    from mixdvae.data.windows import WindowSet
+
+__all__ = ["TrackingResults", "check_results_match", "load_tracking_results", "save_tracking_results"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +100,22 @@ def load_tracking_results(path: str | Path) -> TrackingResults:
     if not isinstance(config, dict):
         raise DataFormatError(f"{name}: 'config' must be a JSON object, got {type(config).__name__}")
     return TrackingResults(boxes=boxes, eta=eta, elbo=elbo, method=method, config=config)
+
+
+def check_results_match(results: TrackingResults, windows: WindowSet, results_name: str, windows_name: str) -> None:
+    """The results were made from these windows: boxes (W, T, N, 4) as the ground truth 'gt', and
+    assignments (W, T, K, .) over the same detection slots as 'det'.
+
+    Raises:
+        DataFormatError: one line naming both files and what differs.
+    """
+    if results.boxes.shape != windows.gt.shape:
+        raise DataFormatError(
+            f"{results_name}: 'boxes' has shape {results.boxes.shape} but {windows_name} 'gt' has "
+            f"{windows.gt.shape} (W, T, N, 4)"
+        )
+    if results.eta.shape[:3] != windows.det.shape[:3]:
+        raise DataFormatError(
+            f"{results_name}: 'eta' has shape {results.eta.shape} but {windows_name} 'det' has "
+            f"{windows.det.shape}: (W, T, K) must agree"
+        )
