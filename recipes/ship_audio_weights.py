@@ -7,7 +7,8 @@ and the magnitude sqrt(v) of its predicted variance is combined with the clip's 
 inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as ensembles of four
 seeds (ENSEMBLE_SEEDS), each trained, fine-tuned on the low register and the renders of recipes/render_flute.py, then
 annealed (runs/NAME_ft4_sSEED), then trained on melodies of real flute notes (runs/NAME_ft5n_sSEED), then widened
-(decoder MLP 128 -> 512, mixdvae train --widen) and trained 10 more epochs (runs/NAME_ft6w_sSEED). Run from the repository root:
+(decoder MLP 128 -> 512, mixdvae train --widen) and trained 10 more epochs (runs/NAME_ft6w_sSEED), then trained two
+cycles of 10 more with the speech leak at the benchmark's levels (runs/NAME_ft7l_sSEED, runs/NAME_ft8l_sSEED). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -39,22 +40,25 @@ SPEECH_VAL = "--val-fraction 0.1 --leakage-data runs/data/flute_train.npz"
 RUNS = {
     "speech_srnn": ("recipes/speech_srnn_anneal.toml", "runs/data/speech_train_hop25.npz",
                     f"{SPEECH_VAL} --init runs/speech_srnn/best.safetensors", "speech"),
-    "flute_srnn": ("recipes/flute_srnn_widen.toml", FLUTE_TRAIN,
-                   f"{FLUTE_VAL} --init runs/flute_srnn_ft5n_sSEED/best.safetensors --widen", "flute"),
+    "flute_srnn": ("recipes/flute_srnn_leak_shift.toml", FLUTE_TRAIN,
+                   f"{FLUTE_VAL} --init runs/flute_srnn_ft7l_sSEED/best.safetensors", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar_anneal.toml", "runs/data/speech_train_hop25.npz",
                        f"{SPEECH_VAL} --init runs/speech_deep_ar/best.safetensors", "speech"),
-    "flute_deep_ar": ("recipes/flute_deep_ar_widen.toml", FLUTE_TRAIN,
-                      f"{FLUTE_VAL} --init runs/flute_deep_ar_ft5n_sSEED/best.safetensors --widen", "flute"),
+    "flute_deep_ar": ("recipes/flute_deep_ar_leak_shift.toml", FLUTE_TRAIN,
+                      f"{FLUTE_VAL} --init runs/flute_deep_ar_ft7l_sSEED/best.safetensors", "flute"),
 }
 # priors shipped as an ensemble of one recipe trained with these seeds (runs/NAME_sSEED)
 # (the speech priors stay one seed: a speech ensemble gained 0 to 0.7 dB on the development sets for a
 # third more time per VEM iteration; docs/separation-history.md "Ensembles of seeds")
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
-# the run folder of each seed: runs/NAME_ft6w_sSEED (stop 23: the decoder MLP widened from 128 to 512, 10 epochs, from
+# the run folder of each seed: runs/NAME_ft8l_sSEED (stop 25: two cycles of 10 epochs with the speech leak drawn in
+# [-10, +5] dB instead of [-20, 0] dB, docs/separation.md "The leak shift", the first into runs/NAME_ft7l_sSEED, from
+# runs/NAME_ft6w_sSEED, stop 23's decoder MLP
+# widened from 128 to 512 and trained 10 epochs, from
 # runs/NAME_ft5n_sSEED, stop 21's 10 epochs on the data plus recipes/sample_flute.py's real-note melodies, from
 # runs/NAME_ft4_sSEED, the annealed run of stop 20, itself from runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the
 # shared renders and recipes/render_flute.py's) (its card names the run it started from)
-ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft6w", "flute_deep_ar": "flute_deep_ar_ft6w"}
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft8l", "flute_deep_ar": "flute_deep_ar_ft8l"}
 # the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
 # "Annealing": it gains on speakers the prior never heard)
 SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar_an"}
@@ -130,7 +134,9 @@ def main(names: list[str]) -> int:
                                 f"recipes/{name}.toml on runs/data/flute_train_rev.npz and fine-tuning it into "
                                 f"runs/{name}_ft3_sSEED with recipes/{name}_finetune.toml, annealing that into runs/{name}_ft4_sSEED with "
                                 f"recipes/{name}_anneal.toml and training that on the real-note melodies into runs/{name}_ft5n_sSEED "
-                                f"with recipes/{name}_real_notes.toml (recipes/train_audio_priors.sh); "
+                                f"with recipes/{name}_real_notes.toml and widening that into runs/{name}_ft6w_sSEED with "
+                                f"recipes/{name}_widen.toml --widen and that into runs/{name}_ft7l_sSEED with recipes/{name}_leak_shift.toml "
+                                f"(recipes/train_audio_priors.sh); "
                                 f"combined by mixdvae.dvae.ensemble.save_ensemble")
             card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
