@@ -53,11 +53,10 @@ RUNS = {
 ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129, 130, 131)}
 # the run folder of each seed: runs/NAME_ft8l_sSEED (stop 25: two cycles of 10 epochs with the speech leak drawn in
 # [-10, +5] dB instead of [-20, 0] dB, docs/separation.md "The leak shift", the first into runs/NAME_ft7l_sSEED, from
-# runs/NAME_ft6w_sSEED, stop 23's decoder MLP
-# widened from 128 to 512 and trained 10 epochs, from
-# runs/NAME_ft5n_sSEED, stop 21's 10 epochs on the data plus recipes/sample_flute.py's real-note melodies, from
-# runs/NAME_ft4_sSEED, the annealed run of stop 20, itself from runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the
-# shared renders and recipes/render_flute.py's) (its card names the run it started from)
+# runs/NAME_ft6w_sSEED, stop 23's decoder MLP widened from 128 to 512 and trained 10 epochs, from runs/NAME_ft5n_sSEED,
+# stop 21's 10 epochs on the data plus recipes/sample_flute.py's real-note melodies, from runs/NAME_ft4_sSEED, the
+# annealed run of stop 20, itself from runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the shared renders and
+# recipes/render_flute.py's) (its card names the run it started from)
 ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft8l", "flute_deep_ar": "flute_deep_ar_ft8l"}
 # the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
 # "Annealing": it gains on speakers the prior never heard)

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from mixdvae.errors import ConfigError, DataFormatError
+from mixdvae.metrics.audio import METRICS
 from mixdvae.utils.io import first_line
 
 __all__ = ["add_parser", "run_plot_tracking", "run_plot_separation", "run_plot_separation_bench", "parse_indices"]
@@ -53,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("results", type=Path, help="JSON written by `mixdvae bench separation --json`")
     b.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    b.add_argument("--metric", choices=("si_sdr", "pesq", "estoi", "rmse"), default="si_sdr",
+    b.add_argument("--metric", choices=METRICS, default="si_sdr",
                    help="the metric drawn (default si_sdr)")
     b.set_defaults(func=run_plot_separation_bench)
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from typing import TYPE_CHECKING
 
 from mixdvae.errors import DataFormatError
 from mixdvae.utils.io import read_npz, save_npz
