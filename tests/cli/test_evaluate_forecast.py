@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mixdvae.cli.main import main
 from mixdvae.data.synthetic import generate_trajectories, trajectory_meta

@@ -4,7 +4,6 @@ uninterrupted run; the partial folder is removed at the end."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

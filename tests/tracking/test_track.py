@@ -8,7 +8,6 @@ import pytest
 
 from mixdvae.dvae import DVAEConfig, build_dvae
 from mixdvae.dvae.checkpoint import save_dvae
-from mixdvae.inference.vem import VEMConfig
 from mixdvae.metrics.mot import evaluate_windows
 from mixdvae.tracking.presets import DEFAULT, REFERENCE
 from mixdvae.tracking.synthetic import synthetic_windows

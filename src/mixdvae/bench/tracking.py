@@ -13,16 +13,14 @@ import dataclasses
 import logging
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from mixdvae.data.windows import WindowSet, load_windows, make_windows, save_windows
 from mixdvae.errors import DataFormatError
-from mixdvae.inference.vem import VEMConfig
 from mixdvae.metrics.mot import evaluate_windows
 from mixdvae.tracking.presets import PRESETS
 from mixdvae.tracking.track import track_windows

@@ -15,7 +15,7 @@ Works for every family with a deterministic forward state driven by x (SRNN, Dee
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
