@@ -105,6 +105,11 @@ def run(args) -> int:
             result["sets"] = old["sets"]
     todo = [s for s in specs if s not in result["sets"]]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    from separation_options import load_set
+
+    for spec in todo:  # write the sets' shared caches (flute in rooms, mixtures) once, before the processes read them
+        name, _, length = spec.partition(":")
+        load_set(name, int(length), args.audio_dir, args.cache_dir)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {s: pool.submit(score_set, s, weights, options, args.audio_dir, args.cache_dir, methods) for s in todo}
         for spec, fut in futures.items():

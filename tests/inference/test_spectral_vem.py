@@ -8,7 +8,7 @@ from mixdvae.dvae.config import DVAEConfig
 from mixdvae.dvae.factory import build_dvae
 from mixdvae.errors import ConfigError, NumericalError
 from mixdvae.inference.spectral_prior import DVAESpectralPrior, SpectralPriorOptions, sample_power
-from mixdvae.inference.spectral_steps import SpectralSources
+from mixdvae.inference.spectral_steps import SpectralSources, abs2
 from mixdvae.inference.spectral_vem import SpectralVEMConfig, run_spectral_vem
 
 F = 16
@@ -236,6 +236,30 @@ def test_mixture_feedback_keeps_the_priors_first_reading(recursion):
     moving = run_spectral_vem(mix, DVAESpectralPrior(models, SpectralPriorOptions(recursion=recursion)),
                               SpectralVEMConfig(iterations=4, assignment="marginal", assignment_prior="frequency"))
     assert not torch.allclose(moving.prior_var, first, rtol=1e-3)
+
+
+def test_mixture_feedback_reads_the_networks_once_per_mixture(monkeypatch):
+    """feedback = 'mixture' (parallel, encoder mean): the reading of initial_variance, with its KL,
+    serves every E-step of the loop, so the networks run once per mixture; the loop's v^s and ELBO
+    are those of a prior that reads anew at every step, and a mixture of other values is read anew."""
+    cfg_in = DVAEConfig(family="srnn", x_dim=F, z_dim=2, head="complex_variance", dense_x=(8,), rnn_dim=8, dense_g=(8,),
+                        g_dim=8, dense_enc=(8,), dense_prior=(8,), dense_dec=(8,), input_transform="log", encoder="backward")
+    models = [build_dvae(cfg_in, seed=1), build_dvae(cfg_in, seed=2)]
+    options = SpectralPriorOptions(feedback="mixture", mixture_levels_db=(0.0, -10.0))
+    cfg = SpectralVEMConfig(iterations=4, assignment="marginal", assignment_prior="frequency")
+    kept, anew = DVAESpectralPrior(models, options), DVAESpectralPrior(models, options)
+    monkeypatch.setattr(anew, "_cached_reading", lambda power: None)
+    reads = []
+    read_power = DVAESpectralPrior.read_power
+    monkeypatch.setattr(kept, "read_power", lambda *a, **k: reads.append(1) or read_power(kept, *a, **k))
+    for seed in (0, 1):
+        mix, _ = _mixture(B=2, T=10, seed=seed)
+        first = kept.initial_variance(abs2(mix))  # the power the loop computes, to the bit
+        res = run_spectral_vem(mix, kept, cfg, first_reading=first)
+        ref = run_spectral_vem(mix, anew, cfg)
+        assert len(reads) == 2 * (seed + 1)  # one reading per source and mixture
+        torch.testing.assert_close(res.prior_var, ref.prior_var)
+        torch.testing.assert_close(res.elbo, ref.elbo)
 
 
 def test_a_first_reading_given_by_the_caller_is_the_one_the_loop_would_make():

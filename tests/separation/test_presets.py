@@ -34,9 +34,12 @@ def test_reference_is_the_original_setting():
 
 
 def test_default_is_deterministic_and_parallel():
+    """The priors read the mixture, at every iteration, with the encoder mean (stop 27): one reading
+    per chunk, no gate between two loops."""
     prior = DEFAULT.prior
     assert (prior.recursion, prior.feedback, prior.sample_z, prior.first_input) == (
-        "parallel", "expected", False, "zero")
+        "parallel", "mixture", False, "zero")
+    assert DEFAULT.mixture_gate_db is None
     assert DEFAULT.chunk_frames == REFERENCE.chunk_frames  # both read the same chunks
 
 

@@ -218,6 +218,7 @@ def test_mixture_gate_picks_per_chunk_between_the_two_feedbacks(priors, two_mixt
     chunk (each chunk equals one of the two)."""
     method = "mixdvae" if family == "srnn" else "deep-ar"
     plain_cfg = _vem(DEFAULT, iterations=3, mixture_gate_db=None)
+    plain_cfg = replace(plain_cfg, prior=replace(plain_cfg.prior, feedback="expected", estimate_level_db=-10.0))
     sep = lambda cfg: Separator(NAMES, method, cfg, weights=priors[family]).separate(two_mixtures)  # noqa: E731
     plain = sep(plain_cfg)
     mixfb = sep(replace(plain_cfg, prior=replace(plain_cfg.prior, feedback="mixture")))
@@ -329,7 +330,7 @@ def test_mixture_gate_with_an_elbo_stop_pads_the_shorter_history(priors):
     X = X / X.abs().amax(dim=(1, 2), keepdim=True)
     cfg = replace(DEFAULT, chunk_frames=30, overlap_frames=6, mixture_gate_db=0.0,
                   vem=replace(DEFAULT.vem, iterations=40, tol=0.003, min_iterations=2),
-                  prior=replace(DEFAULT.prior, mixture_levels_db=(0.0,), estimate_level_db=0.0), init_blend=0.0)
+                  prior=replace(DEFAULT.prior, feedback="expected", mixture_levels_db=(0.0,), estimate_level_db=0.0), init_blend=0.0)
     sep = Separator(NAMES, "mixdvae", cfg, weights=priors["srnn"])
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     plain = sep._vem_estimates(X, sep.prior, gen())

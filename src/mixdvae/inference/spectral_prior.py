@@ -134,8 +134,25 @@ class DVAESpectralPrior:
                 p.requires_grad_(False)
         self.options = options
         # feedback = "mixture": the networks read the same |X|^2 at every iteration, so their
-        # output (v^s per source and the KL) is kept for the mixture it was computed on
+        # output (v^s per source and the KL) is kept with the mixture power it was computed on
+        # (by initial_variance or the first E-step) and reused while the power is the same
         self._mixture_reading: tuple[Tensor, list[Tensor], Tensor] | None = None
+
+    @property
+    def _reading_is_fixed(self) -> bool:
+        """Whether v^s does not change over the iterations: the mixture feedback with the encoder mean
+        and the parallel recursion, so that one reading of |X|^2 serves every E-step."""
+        o = self.options
+        return o.feedback == "mixture" and not o.sample_z and o.recursion == "parallel" and o.first_input == "zero"
+
+    def _cached_reading(self, power: Tensor) -> tuple[list[Tensor], Tensor] | None:
+        """The kept reading (v^s per source, KL) when it was made on this mixture power (B, T, F)."""
+        cached = self._mixture_reading
+        if cached is None or cached[0].shape != power.shape or cached[0].device != power.device:
+            return None
+        if cached[0] is not power and not torch.equal(cached[0], power):
+            return None
+        return cached[1], cached[2]
 
     @property
     def num_sources(self) -> int:
@@ -207,11 +224,17 @@ class DVAESpectralPrior:
         Shape: mix_power (B, T, F) or (B, T, N, F) -> (B, T, N, F)
         """
         floor = self.options.min_var * mix_power.mean(dim=tuple(range(1, mix_power.ndim))).clamp_min(1e-20)[:, None, None]
-        out = []
+        keep = self._reading_is_fixed and mix_power.ndim == 3
+        if keep and (cached := self._cached_reading(mix_power)) is not None:
+            return torch.stack(cached[0], dim=2)
+        out, kl = [], mix_power.new_zeros(mix_power.shape[0])
         for n, model in enumerate(self.models):
             power = mix_power if mix_power.ndim == 3 else mix_power[:, :, n]
-            v_s, _ = self.read_power(model, power, self.options.mixture_levels_db, generator)
+            v_s, kl_n = self.read_power(model, power, self.options.mixture_levels_db, generator)
             out.append(torch.maximum(v_s, floor))
+            kl = kl + kl_n
+        if keep:  # the mixture-feedback loop's E-steps read the same |X|^2 at the same levels
+            self._mixture_reading = (mix_power, out, kl)
         return torch.stack(out, dim=2)
 
     # ------------------------------------------------------------------ E-Z + E-S
@@ -237,14 +260,13 @@ class DVAESpectralPrior:
             u_all = self._feedback(q_prev, mix, power, generator)  # (B, T, N, F)
         parallel = self.options.recursion == "parallel" and self.options.first_input == "zero"
         levels = self.options.mixture_levels_db if self.options.feedback == "mixture" else (self.options.estimate_level_db,)
-        fixed = self.options.feedback == "mixture" and not self.options.sample_z and parallel
-        cached = self._mixture_reading
-        reuse = fixed and cached is not None and cached[0] is mix
-        kl = cached[2] if reuse else mix.real.new_zeros(B)
+        fixed = self._reading_is_fixed
+        cached = self._cached_reading(power) if fixed else None
+        kl = cached[1] if cached is not None else mix.real.new_zeros(B)
         gains, variances, priors = [], [], []
         for n, model in enumerate(self.models):
-            if reuse:
-                v_s = cached[1][n]
+            if cached is not None:
+                v_s = cached[0][n]
             elif parallel:
                 v_s, kl_n = self.read_power(model, u_all[:, :, n], levels, generator)
                 v_s = torch.maximum(v_s, floor[:, :, None])
@@ -264,8 +286,8 @@ class DVAESpectralPrior:
             q = self._e_step_s(mix, eta, noise_var, prior_var)
         else:
             q = SpectralSources(None, torch.stack(variances, 2), torch.stack(gains, 2))
-        if fixed:
-            self._mixture_reading = (mix, priors, kl)
+        if fixed and cached is None:
+            self._mixture_reading = (power, priors, kl)
         elbo = source_elbo_spectral(q, prior_var, power) - kl
         return q, elbo, prior_var
 
