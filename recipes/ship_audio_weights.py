@@ -8,7 +8,8 @@ inverted; SI-SDR and wide-band PESQ against the clip. The flute priors ship as e
 seeds (ENSEMBLE_SEEDS), each trained, fine-tuned on the low register and the renders of recipes/render_flute.py, then
 annealed (runs/NAME_ft4_sSEED), then trained on melodies of real flute notes (runs/NAME_ft5n_sSEED), then widened
 (decoder MLP 128 -> 512, mixdvae train --widen) and trained 10 more epochs (runs/NAME_ft6w_sSEED), then trained two
-cycles of 10 more with the speech leak at the benchmark's levels (runs/NAME_ft7l_sSEED, runs/NAME_ft8l_sSEED). Run from the repository root:
+cycles of 10 more with the speech leak at the benchmark's levels (runs/NAME_ft7l_sSEED, runs/NAME_ft8l_sSEED), and the
+SRNN seeds a third such cycle (runs/flute_srnn_ft9l_sSEED, stop 27). Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ RUNS = {
     "speech_srnn": ("recipes/speech_srnn_anneal.toml", "runs/data/speech_train_hop25.npz",
                     f"{SPEECH_VAL} --init runs/speech_srnn/best.safetensors", "speech"),
     "flute_srnn": ("recipes/flute_srnn_leak_shift.toml", FLUTE_TRAIN,
-                   f"{FLUTE_VAL} --init runs/flute_srnn_ft7l_sSEED/best.safetensors", "flute"),
+                   f"{FLUTE_VAL} --init runs/flute_srnn_ft8l_sSEED/best.safetensors", "flute"),
     "speech_deep_ar": ("recipes/speech_deep_ar_anneal.toml", "runs/data/speech_train_hop25.npz",
                        f"{SPEECH_VAL} --init runs/speech_deep_ar/best.safetensors", "speech"),
     "flute_deep_ar": ("recipes/flute_deep_ar_leak_shift.toml", FLUTE_TRAIN,
@@ -57,7 +58,8 @@ ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129
 # stop 21's 10 epochs on the data plus recipes/sample_flute.py's real-note melodies, from runs/NAME_ft4_sSEED, the
 # annealed run of stop 20, itself from runs/NAME_ft3_sSEED, 20 epochs of fine-tuning on the shared renders and
 # recipes/render_flute.py's) (its card names the run it started from)
-ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft8l", "flute_deep_ar": "flute_deep_ar_ft8l"}
+# (stop 27: the SRNN seeds a third cycle of the same 10 epochs, runs/flute_srnn_ft9l_sSEED from runs/flute_srnn_ft8l_sSEED)
+ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft9l", "flute_deep_ar": "flute_deep_ar_ft8l"}
 # the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
 # "Annealing": it gains on speakers the prior never heard)
 SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar_an"}
@@ -135,8 +137,8 @@ def main(names: list[str]) -> int:
                                 f"recipes/{name}_anneal.toml and training that on the real-note melodies into runs/{name}_ft5n_sSEED "
                                 f"with recipes/{name}_real_notes.toml and widening that into runs/{name}_ft6w_sSEED with "
                                 f"recipes/{name}_widen.toml --widen and that into runs/{name}_ft7l_sSEED with recipes/{name}_leak_shift.toml "
-                                f"(recipes/train_audio_priors.sh); "
-                                f"combined by mixdvae.dvae.ensemble.save_ensemble")
+                                + (f"and that into runs/{name}_ft8l_sSEED with the same recipe " if ENSEMBLE_RUN[name].endswith("ft9l") else "")
+                                + "(recipes/train_audio_priors.sh); combined by mixdvae.dvae.ensemble.save_ensemble")
             card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
         card["heldout_resynthesis"] = {

@@ -3,7 +3,7 @@
 # training splits of ../shared/data/audio (SOURCES.md "Suggested splits"): speech from LibriSpeech
 # train-clean-100 + misc, LJ Speech, VCTK (Valentini), CMU ARCTIC and AMI; flute from the rendered
 # FluidSynth flute corpus (train / valid). The test material (LibriSpeech test-other, real flute
-# recordings) is never seen. About 9 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal, 16 on the real-note melodies, 22 widened and 2 x 22 with the leak shifted). Run from the repository root with the
+# recordings) is never seen. About 9 hours on 2 CPU cores (10 priors: the speech SRNN takes 30 minutes and 7 more for its second cycle, each flute SRNN 15 to 25, 26 more to fine-tune, 13 to anneal, 16 on the real-note melodies, 22 widened and 2 x 22 with the leak shifted, 3 x 22 for the SRNN). Run from the repository root with the
 # virtualenv active. Each prior is trained on leaky inputs (leakage_db in its recipe; the other source's
 # training spectra as --leakage-data), see docs/separation.md "Leakage-trained priors".
 set -euo pipefail
@@ -81,6 +81,8 @@ for seed in 128 129 130 131; do
     # and a second cycle of the same 10 epochs from those weights (the shipped members)
     mixdvae train --config recipes/flute_srnn_leak_shift.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft7l_s$seed/best.safetensors --out runs/flute_srnn_ft8l_s$seed --threads 1 --no-progress
     mixdvae train --config recipes/flute_deep_ar_leak_shift.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft7l_s$seed/best.safetensors --out runs/flute_deep_ar_ft8l_s$seed --threads 1 --no-progress
+    # and (stop 27) a third cycle for the SRNN seeds (the shipped members; the Deep AR seeds stay at two cycles)
+    mixdvae train --config recipes/flute_srnn_leak_shift.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft8l_s$seed/best.safetensors --out runs/flute_srnn_ft9l_s$seed --threads 1 --no-progress
 done
 mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress
