@@ -3,7 +3,6 @@ with the result of an uninterrupted one; other settings start over or are refuse
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
