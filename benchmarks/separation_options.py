@@ -13,6 +13,10 @@ Development sets (held-out flute never trained on, rendered unless named -notes;
   arctic-renders, libri-renders (stop 20)  the same speech with the 80 held-out clips of
            recipes/render_flute.py (runs/data/flute_renders/valid, made by recipes/train_audio_priors.sh;
            other instruments of the flute family, whole ranges, held notes), each in one synthetic room
+  *-detuned (stop 28)  arctic-notes, libri-notes and libri-rev with every flute clip played off the
+           tempered pitch grid (mixdvae.data.audio.detune, +-50 cents and a slow drift): real players
+           are not on A = 440 Hz's grid, the renders and the sampled notes are; *-detuned20 the same
+           within +-20 cents (drift 5), about what real players do (benchmarks/flute_tuning.py)
   arctic-notes, libri-notes (stop 21)  the same speech with the 40 held-out clips of
            recipes/sample_flute.py (runs/data/flute_sampled/valid): melodies played with two recorded notes
            of a real flute (E4, A5) that its training clips never use, each in one synthetic room
@@ -57,11 +61,19 @@ SETS = {
     "arctic-notes": ("cmu_arctic", 8, 3),
     "libri-notes": ("librispeech/train-clean-100", 32, 7),
     "libri-unseen": ("librispeech/train-clean-100", 32, 7),
+    "arctic-notes-detuned": ("cmu_arctic", 8, 3),
+    "libri-notes-detuned": ("librispeech/train-clean-100", 32, 7),
+    "libri-rev-detuned": ("librispeech/train-clean-100", 32, 7),
+    "arctic-notes-detuned20": ("cmu_arctic", 8, 3),
+    "libri-notes-detuned20": ("librispeech/train-clean-100", 32, 7),
+    "libri-rev-detuned20": ("librispeech/train-clean-100", 32, 7),
 }
 RENDERS = Path("runs") / "data" / "flute_renders" / "valid"  # recipes/render_flute.py, held-out clips
 UNSEEN = Path("runs") / "data" / "speech_split" / "held"  # recipes/speech_heldout_check.sh, held-out speakers
 SAMPLED = Path("runs") / "data" / "flute_sampled" / "valid"  # recipes/sample_flute.py, held-out real notes
 REVERB_SEED = 11
+DETUNE_SEED = 13
+DETUNE_CENTS = 50.0
 LOG03 = 10 * math.log10(0.3)  # -5.2 dB: a power gain of 0.3
 
 
@@ -129,6 +141,19 @@ def low_flute(audio_dir: Path, cache_dir: Path) -> Path:
     return _transform_once(files, cache_dir / "flute_valid_rev_low", lambda x: speed_perturb(x, 0.8))
 
 
+def detuned(flute: Path, cache_dir: Path, cents: float = DETUNE_CENTS) -> Path:
+    """Each audio file of ``flute`` played off the tempered pitch grid (mixdvae.data.audio.detune: c_0 ~
+    U[-cents, cents], a drift of cents / 4), drawn in file order from seed DETUNE_SEED, written once."""
+    import numpy as np
+
+    from mixdvae.data.audio import detune, list_audio_files
+
+    rng = np.random.default_rng(DETUNE_SEED)
+    suffix = "_detuned" if cents == DETUNE_CENTS else f"_detuned{cents:g}"
+    return _transform_once(list_audio_files(flute), cache_dir / (flute.name + suffix),
+                           lambda x: detune(x, cents, rng))
+
+
 def option(label, base, vem=None, prior=None, **kw):
     cfg = base
     if vem:
@@ -190,11 +215,14 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
     cache = cache_dir / f"dev_{name}_T{length}_n{num}_s{seed}.npz"
     if cache.is_file():
         return load_mixtures(cache)
-    flute = (reverberant_flute(audio_dir, cache_dir) if name.endswith(("-rev", "-unseen"))
-             else low_flute(audio_dir, cache_dir) if name.endswith("-low")
-             else reverberant_renders(cache_dir) if name.endswith("-renders")
-             else reverberant_notes(cache_dir) if name.endswith("-notes")
+    base, _, detuning = name.partition("-detuned")
+    flute = (reverberant_flute(audio_dir, cache_dir) if base.endswith(("-rev", "-unseen"))
+             else low_flute(audio_dir, cache_dir) if base.endswith("-low")
+             else reverberant_renders(cache_dir) if base.endswith("-renders")
+             else reverberant_notes(cache_dir) if base.endswith("-notes")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
+    if "-detuned" in name:
+        flute = detuned(flute, cache_dir, float(detuning) if detuning else DETUNE_CENTS)
     if name.endswith("-unseen") and not UNSEEN.is_dir():
         raise SystemExit(f"error: {UNSEEN} not found: make it with recipes/speech_heldout_check.sh")
     voices = UNSEEN if name.endswith("-unseen") else audio_dir / "speech" / speech

@@ -54,6 +54,16 @@ mixdvae data spectra --audio runs/data/flute_sampled/train --length 50 --hop 25 
 mixdvae data spectra --audio runs/data/flute_sampled/valid --length 50 --gain-db -20 0 --noise-db -50 \
     --reverb 1 --seed 6 --out runs/data/flute_val_sampled_rev.npz --no-progress
 FN="$FT --data runs/data/flute_train_sampled_rev.npz --val runs/data/flute_val_sampled_rev.npz"
+# and (since stop 28) the same three training sets with every cut played off the tempered pitch grid (--detune 50:
+# c0 ~ U[-50, 50] cents and a slow drift of 12.5; the renders and the sampled notes sit on A = 440 Hz's grid, real
+# players do not: docs/separation.md "Detuned flute"); the same seeds, so the same rooms; validation unchanged
+mixdvae data spectra --audio $A/music/fluidsynth_flute/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 \
+    --reverb 2 --speed-perturb 1 0.8 --detune 50 --seed 1 --out runs/data/flute_train_rev_low_dt.npz --no-progress
+mixdvae data spectra --audio runs/data/flute_renders/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 \
+    --reverb 2 --detune 50 --seed 3 --out runs/data/flute_train_renders_rev_dt.npz --no-progress
+mixdvae data spectra --audio runs/data/flute_sampled/train --length 50 --hop 25 --gain-db -20 0 --noise-db -50 \
+    --reverb 2 --detune 50 --seed 5 --out runs/data/flute_train_sampled_rev_dt.npz --no-progress
+FD="--data runs/data/flute_train_rev_low_dt.npz --data runs/data/flute_train_renders_rev_dt.npz --data runs/data/flute_train_sampled_rev_dt.npz --val runs/data/flute_val_rev.npz --val runs/data/flute_val_renders_rev.npz --val runs/data/flute_val_sampled_rev.npz"
 
 # each flute prior is an ensemble of its recipe trained with four seeds (mixdvae.dvae.ensemble)
 for seed in 128 129 130 131; do
@@ -83,6 +93,9 @@ for seed in 128 129 130 131; do
     mixdvae train --config recipes/flute_deep_ar_leak_shift.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft7l_s$seed/best.safetensors --out runs/flute_deep_ar_ft8l_s$seed --threads 1 --no-progress
     # and (stop 27) a third cycle for the SRNN seeds (the shipped members; the Deep AR seeds stay at two cycles)
     mixdvae train --config recipes/flute_srnn_leak_shift.toml $FN --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft8l_s$seed/best.safetensors --out runs/flute_srnn_ft9l_s$seed --threads 1 --no-progress
+    # and (stop 28) one cycle of the same recipe on the detuned spectra, from the third (SRNN) and second (Deep AR) cycles
+    mixdvae train --config recipes/flute_srnn_leak_shift.toml $FD --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_srnn_ft9l_s$seed/best.safetensors --out runs/flute_srnn_ft10d_s$seed --threads 1 --no-progress
+    mixdvae train --config recipes/flute_deep_ar_leak_shift.toml $FD --leakage-data runs/data/speech_train.npz --seed $seed --init runs/flute_deep_ar_ft8l_s$seed/best.safetensors --out runs/flute_deep_ar_ft9d_s$seed --threads 1 --no-progress
 done
 mixdvae train --config recipes/speech_srnn.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_srnn --threads 1 --no-progress
 mixdvae train --config recipes/speech_deep_ar.toml --data runs/data/speech_train_hop25.npz --val-fraction 0.1 --leakage-data runs/data/flute_train.npz --out runs/speech_deep_ar --threads 1 --no-progress

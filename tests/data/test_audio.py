@@ -23,6 +23,7 @@ from mixdvae.data.audio import (
     read_audio,
     samples_to_frames,
     sine_window,
+    detune,
     speed_perturb,
     synthetic_reverb,
     stft,
@@ -280,6 +281,62 @@ def test_speed_perturbation_of_one_is_the_identity_and_bad_factors_are_refused()
     for bad in (0.4, 2.5, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="speed factor"):
             speed_perturb(x, bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_detune_shifts_every_frequency_by_the_drawn_cents(seed):
+    """Without drift, c(t) = c_0 ~ U[-50, 50] (the generator's first draw): a 1 kHz + 3 kHz tone comes
+    out at 2^(c_0 / 1200) x 1 and 3 kHz, 2^(-c_0 / 1200) as long, at the same level."""
+    x = (tone(2.0, freq=1000.0) + 0.5 * tone(2.0, freq=3000.0)).astype(np.float32)
+    c0 = np.random.default_rng(seed).uniform(-50.0, 50.0)
+    y = detune(x, 50.0, np.random.default_rng(seed), drift_cents=0.0)
+    ratio = 2.0 ** (c0 / 1200.0)
+    assert y.dtype == np.float32 and abs(y.shape[0] - x.shape[0] / ratio) <= 2
+    n = y.shape[0] - 2000
+    spectrum = np.abs(np.fft.rfft(y[1000:1000 + n] * np.hanning(n), 8 * n))
+    hz = np.fft.rfftfreq(8 * n, 1.0 / SAMPLE_RATE)
+    low = hz < 2000.0
+    peaks = [hz[low][spectrum[low].argmax()], hz[~low][spectrum[~low].argmax()]]
+    np.testing.assert_allclose(peaks, [1000.0 * ratio, 3000.0 * ratio], atol=0.5)
+    rms = lambda a: float(np.sqrt(np.mean(a[1000:-1000].astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(y) == pytest.approx(rms(x), rel=0.01)  # the level is kept
+
+
+def test_detune_drift_moves_the_pitch_slowly_and_zero_is_the_identity():
+    """With a drift the instantaneous frequency of a 2 kHz tone wanders (different in the first and the
+    last half second) within the bound; cents = 0 and no drift returns the signal; bad values are refused."""
+    x = tone(3.0, freq=2000.0)
+    np.testing.assert_array_equal(detune(x, 0.0, np.random.default_rng(0), drift_cents=0.0), x)
+    y = detune(x, 20.0, np.random.default_rng(4), drift_cents=20.0)
+
+    def pitch(seg):
+        spec = np.abs(np.fft.rfft(seg * np.hanning(seg.shape[0]), 16 * seg.shape[0]))
+        return np.fft.rfftfreq(16 * seg.shape[0], 1.0 / SAMPLE_RATE)[spec.argmax()]
+
+    first, last = pitch(y[:4000]), pitch(y[-4000:])
+    cents = 1200 * np.log2(np.array([first, last]) / 2000.0)
+    assert np.all(np.abs(cents) < 20 + 4 * 20) and abs(cents[0] - cents[1]) > 1.0
+    for bad in (-1.0, 700.0, float("nan")):
+        with pytest.raises(ConfigError, match="cents"):
+            detune(x, bad, np.random.default_rng(0))
+
+
+def test_power_sequences_detune_keeps_the_rooms_and_moves_the_pitch(tmp_path):
+    """detune_cents > 0: the same number of sequences, the 800 Hz peak moved off bin 51.2 by the drawn
+    amount; detune_cents = 0 gives exactly the plain sequences."""
+    T = 20
+    seg = frames_to_samples(T)
+    sf.write(tmp_path / "a.wav", tone(10 * seg / SAMPLE_RATE, freq=800.0), SAMPLE_RATE, subtype="FLOAT")
+    files = list_audio_files(tmp_path)
+    plain = power_sequences(files, T, reverb_copies=1, seed=3)
+    np.testing.assert_array_equal(power_sequences(files, T, reverb_copies=1, seed=3, detune_cents=0.0), plain)
+    moved = power_sequences(files, T, reverb_copies=1, seed=3, detune_cents=50.0)
+    assert abs(moved.shape[0] - plain.shape[0]) <= 2 and not np.allclose(moved[0], plain[0])
+    bins = np.arange(plain.shape[-1])
+    centroid = lambda p: float((p.mean(0) * bins).sum() / p.mean(0).sum())  # noqa: E731
+    assert abs(centroid(moved[0]) - centroid(plain[0])) < 51.2 * (2 ** (60 / 1200) - 1) + 0.5
+    with pytest.raises(ConfigError, match="cents"):
+        power_sequences(files, T, detune_cents=-5.0)
 
 
 def test_power_sequences_cut_every_speed_of_every_file(tmp_path):

@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="range of the reverberation time in seconds (default: 0.3 1.5)")
     p.add_argument("--reverb-wet-db", type=float, nargs=2, default=(-9.0, 0.0), metavar=("LOW", "HIGH"),
                    help="range of the reverberation's level against the dry sound in dB (default: -9 0)")
+    p.add_argument("--detune", type=float, default=0.0, metavar="CENTS",
+                   help="play every cut off the tempered pitch grid by a random c0 in [-CENTS, CENTS] cents with a slow "
+                   "drift of CENTS / 4 (augmentation for synthesised or sampled instruments, which sit exactly on the "
+                   "grid; real players do not); default: 0")
     p.add_argument("--seed", type=int, default=0, help="seed of the gains, the noise and the rooms (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -64,7 +68,8 @@ def run_data_spectra(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     power = power_sequences(files, args.length, hop_frames=args.hop, max_sequences=args.max_sequences,
                             speeds=args.speed_perturb, reverb_copies=args.reverb, reverb_rt60=tuple(args.reverb_rt60),
-                            reverb_wet_db=tuple(args.reverb_wet_db), seed=args.seed, progress=progress)
+                            reverb_wet_db=tuple(args.reverb_wet_db), detune_cents=args.detune, seed=args.seed,
+                            progress=progress)
     if power.shape[0] == 0:
         raise DataFormatError(f"{', '.join(map(str, args.audio))}: no active segment of {args.length} frames")
     if args.noise_db is not None:
@@ -77,7 +82,8 @@ def run_data_spectra(args: argparse.Namespace) -> int:
             "hop": args.hop if args.hop is not None else args.length - 1, "normalise": "segment peak = 1",
             "gain_db": [low, high], "noise_db": args.noise_db,
             "speeds": [float(r) for r in args.speed_perturb], "reverb_copies": args.reverb,
-            "reverb_rt60": list(args.reverb_rt60), "reverb_wet_db": list(args.reverb_wet_db), "seed": args.seed, "num": int(power.shape[0])}
+            "reverb_rt60": list(args.reverb_rt60), "reverb_wet_db": list(args.reverb_wet_db), "detune_cents": args.detune,
+            "seed": args.seed, "num": int(power.shape[0])}
     save_spectra(args.out, power, meta)
     print(f"wrote {power.shape[0]} sequences of {power.shape[1]} frames x {power.shape[2]} bins "
           f"from {len(files)} files to {args.out}")

@@ -43,6 +43,7 @@ __all__ = [
     "frame_energy_db",
     "list_audio_files",
     "speed_perturb",
+    "detune",
     "power_sequences",
 ]
 
@@ -352,6 +353,59 @@ def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def _check_detune(cents: float, drift_cents: float) -> None:
+    """Raises ConfigError unless both are finite numbers of cents in [0, 600]."""
+    for name, c in (("detune", cents), ("detune drift", drift_cents)):
+        if not (math.isfinite(c) and 0.0 <= c <= 600.0):
+            raise ConfigError(f"{name} {c} cents: must be a finite number in [0, 600]")
+
+
+def detune(x: np.ndarray, cents: float, rng: np.random.Generator, drift_cents: float | None = None,
+           drift_seconds: float = 0.5) -> np.ndarray:
+    """Play ``x`` off the tempered pitch grid: a random, slowly varying pitch shift c(t) in cents.
+
+        c(t) = c_0 + d(t),   c_0 ~ U[-cents, cents],
+        d = a Gaussian process of standard deviation ``drift_cents`` (default cents / 4) and
+            correlation time ``drift_seconds`` (white noise smoothed by a Hann window that long),
+        y[m] = x(phi_m),     phi_m = sum_{k < m} 2^(c(k / fs) / 1200),
+
+    read by linear interpolation of ``x`` upsampled 4x (``scipy.signal.resample_poly``), so every
+    frequency is multiplied by 2^(c(t) / 1200) and durations by about its inverse. Synthesised and
+    sampled flutes sit exactly on the equal-tempered grid at A = 440 Hz; real players tune and bend
+    notes by tens of cents, which at 2 kHz is one or two STFT bins (docs/separation.md "Detuned
+    flute"). ``cents`` = 0 with no drift returns ``x`` itself.
+
+    Shape: (L,) -> (L',) float32, L' about L · 2^(-c_0 / 1200)
+
+    Raises:
+        ConfigError: ``cents`` or ``drift_cents`` not a finite number in [0, 600]; ``drift_seconds`` <= 0.
+    """
+    drift = cents / 4.0 if drift_cents is None else float(drift_cents)
+    _check_detune(cents, drift)
+    if not (math.isfinite(drift_seconds) and drift_seconds > 0):
+        raise ConfigError(f"detune drift time {drift_seconds} s: must be a positive number")
+    x = np.asarray(x, dtype=np.float64)
+    if (cents == 0.0 and drift == 0.0) or x.shape[0] < 2:
+        return x.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    up = 4
+    step = SAMPLE_RATE // 100  # the pitch curve is drawn every 10 ms and interpolated
+    knots = x.shape[0] // step + 2
+    c = np.full(knots, rng.uniform(-cents, cents))
+    if drift > 0:
+        width = max(int(round(drift_seconds * 100)), 1)
+        window = np.hanning(width + 2)[1:-1]
+        noise = np.convolve(rng.standard_normal(knots + width), window / np.sqrt(np.sum(window ** 2)), mode="valid")
+        c = c + drift * noise[:knots]
+    ratio = 2.0 ** (np.interp(np.arange(x.shape[0] * 2), np.arange(knots) * step, c) / 1200.0)
+    phi = np.concatenate([[0.0], np.cumsum(ratio)])  # input position (samples) of each output sample
+    n_out = int(np.searchsorted(phi, x.shape[0] - 1, side="right"))
+    xu = resample_poly(x, up, 1)
+    y = np.interp(phi[:n_out] * up, np.arange(xu.shape[0]), xu)
+    return y.astype(np.float32)
+
+
 def _check_reverb(rt60: float, wet_db: float) -> None:
     """Raises ConfigError unless rt60 is in [0.05, 5] s and wet_db a finite level in [-40, 20] dB."""
     if not (math.isfinite(rt60) and 0.05 <= rt60 <= 5.0):
@@ -406,6 +460,7 @@ def power_sequences(
     reverb_copies: int = 0,
     reverb_rt60: tuple[float, float] = (0.3, 1.5),
     reverb_wet_db: tuple[float, float] = (-9.0, 0.0),
+    detune_cents: float = 0.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
@@ -440,6 +495,11 @@ def power_sequences(
     ``files`` (one generator per file: adding files at the end changes no earlier room); the dry
     cut comes first.
 
+    ``detune_cents``: every version (the dry cut and each reverberant copy, before its room) is
+    played off the tempered pitch grid by :func:`detune`, c_0 ~ U[-detune_cents, detune_cents]
+    with a drift of a quarter of that, drawn from a generator of its own (``seed``, the file's
+    position, 1), so the rooms are those drawn without it.
+
     ``max_sequences`` keeps that many sequences, evenly spaced over all of them (all files
     contribute, deterministically).
 
@@ -449,7 +509,8 @@ def power_sequences(
     Raises:
         ConfigError: ``length_frames`` < 2, ``hop_frames`` < 1, ``max_sequences`` < 1, an unknown
             ``normalise``, a speed factor outside [0.5, 2], ``reverb_copies`` < 0, a reverberation
-            range outside :func:`synthetic_reverb`'s or with LOW > HIGH. DataFormatError: a file
+            range outside :func:`synthetic_reverb`'s or with LOW > HIGH, ``detune_cents`` outside
+            [0, 600]. DataFormatError: a file
             :func:`read_audio` refuses.
     """
     speeds = [float(r) for r in speeds]
@@ -465,6 +526,7 @@ def power_sequences(
                 raise ConfigError(f"reverberation range {lo} {hi}: expected LOW <= HIGH")
         _check_reverb(reverb_rt60[0], reverb_wet_db[0])
         _check_reverb(reverb_rt60[1], reverb_wet_db[1])
+    _check_detune(detune_cents, detune_cents / 4.0)
     if int(length_frames) != length_frames or length_frames < 2:
         raise ConfigError(f"length_frames = {length_frames}: must be an integer >= 2")
     hop_frames = int(length_frames) - 1 if hop_frames is None else hop_frames
@@ -485,10 +547,12 @@ def power_sequences(
     for i, path in enumerate(tqdm(files, desc="power sequences", unit="file", disable=not progress)):
         clip = read_audio(path)
         rng = np.random.default_rng([int(seed), i])
+        pitch_rng = np.random.default_rng([int(seed), i, 1])
+        tune = (lambda y: detune(y, detune_cents, pitch_rng)) if detune_cents > 0 else (lambda y: y)  # noqa: E731
         for r in speeds:
             fast = speed_perturb(clip, r)
-            versions = [fast] + [
-                synthetic_reverb(fast, rng.uniform(*reverb_rt60), rng.uniform(*reverb_wet_db), rng)
+            versions = [tune(fast)] + [
+                synthetic_reverb(tune(fast), rng.uniform(*reverb_rt60), rng.uniform(*reverb_wet_db), rng)
                 for _ in range(int(reverb_copies))
             ]
             for x in versions:
