@@ -9,7 +9,8 @@ seeds (ENSEMBLE_SEEDS), each trained, fine-tuned on the low register and the ren
 annealed (runs/NAME_ft4_sSEED), then trained on melodies of real flute notes (runs/NAME_ft5n_sSEED), then widened
 (decoder MLP 128 -> 512, mixdvae train --widen) and trained 10 more epochs (runs/NAME_ft6w_sSEED), then trained two
 cycles of 10 more with the speech leak at the benchmark's levels (runs/NAME_ft7l_sSEED, runs/NAME_ft8l_sSEED), and the
-SRNN seeds a third such cycle (runs/flute_srnn_ft9l_sSEED, stop 27). Run from the repository root:
+SRNN seeds a third such cycle (runs/flute_srnn_ft9l_sSEED, stop 27); since stop 28 each ensemble also holds every seed's
+cycle on the detuned spectra (DETUNED_RUN), eight members with their variances averaged. Run from the repository root:
 python recipes/ship_audio_weights.py [NAME ...]"""
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ ENSEMBLE_SEEDS = {"flute_srnn": (128, 129, 130, 131), "flute_deep_ar": (128, 129
 # recipes/render_flute.py's) (its card names the run it started from)
 # (stop 27: the SRNN seeds a third cycle of the same 10 epochs, runs/flute_srnn_ft9l_sSEED from runs/flute_srnn_ft8l_sSEED)
 ENSEMBLE_RUN = {"flute_srnn": "flute_srnn_ft9l", "flute_deep_ar": "flute_deep_ar_ft8l"}
+# (stop 28) and each seed's cycle on the detuned spectra from those runs (runs/flute_srnn_ft10d_sSEED,
+# runs/flute_deep_ar_ft9d_sSEED): the shipped ensembles hold both, eight members, their variances averaged
+# (arithmetic: a mixture of the in-tune and the pitch-continuous members, docs/separation.md "Detuned flute")
+DETUNED_RUN = {"flute_srnn": "flute_srnn_ft10d", "flute_deep_ar": "flute_deep_ar_ft9d"}
+ENSEMBLE_COMBINE = {"flute_srnn": "arithmetic", "flute_deep_ar": "arithmetic"}
 # the run folder of each single-seed prior: the second cosine cycle from runs/NAME (stop 21; docs/separation.md
 # "Annealing": it gains on speakers the prior never heard)
 SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar_an"}
@@ -68,13 +74,14 @@ SINGLE_RUN = {"speech_srnn": "speech_srnn_an", "speech_deep_ar": "speech_deep_ar
 def install_ensemble(name: str, seeds) -> tuple[Path, dict] | None:
     """Write the best weights of runs/NAME_sSEED (every seed) as one ensemble checkpoint
     src/mixdvae/weights/NAME.*; return the destination (without suffix) and its card."""
-    runs = [ROOT / "runs" / f"{ENSEMBLE_RUN.get(name, name)}_s{seed}" / "best.safetensors" for seed in seeds]
+    prefixes = [ENSEMBLE_RUN.get(name, name)] + ([DETUNED_RUN[name]] if name in DETUNED_RUN else [])
+    runs = [ROOT / "runs" / f"{prefix}_s{seed}" / "best.safetensors" for prefix in prefixes for seed in seeds]
     missing = [str(r) for r in runs if not r.is_file()]
     if missing:
         print(f"skip {name}: {', '.join(missing)} not found")
         return None
     dest = ROOT / "src/mixdvae/weights" / name
-    save_ensemble(dest, runs, "geometric")
+    save_ensemble(dest, runs, ENSEMBLE_COMBINE.get(name, "geometric"))
     return dest, json.loads(dest.with_suffix(".json").read_text())
 
 
@@ -138,7 +145,11 @@ def main(names: list[str]) -> int:
                                 f"with recipes/{name}_real_notes.toml and widening that into runs/{name}_ft6w_sSEED with "
                                 f"recipes/{name}_widen.toml --widen and that into runs/{name}_ft7l_sSEED with recipes/{name}_leak_shift.toml "
                                 + (f"and that into runs/{name}_ft8l_sSEED with the same recipe " if ENSEMBLE_RUN[name].endswith("ft9l") else "")
-                                + "(recipes/train_audio_priors.sh); combined by mixdvae.dvae.ensemble.save_ensemble")
+                                + "(recipes/train_audio_priors.sh)"
+                                + (f"; and the same recipe from each of those on the detuned spectra (--detune 50: "
+                                   f"runs/data/flute_train_*_dt.npz) into runs/{DETUNED_RUN[name]}_sSEED; the ensemble holds both runs "
+                                   f"of every seed" if name in DETUNED_RUN else "")
+                                + f"; combined by mixdvae.dvae.ensemble.save_ensemble ({ENSEMBLE_COMBINE.get(name, 'geometric')})")
             card["metrics"] = {"val_loss_members": [c["metrics"].get("val_loss") for c in card["ensemble"]["member_cards"]]}
         card["source"] = kind
         card["heldout_resynthesis"] = {
