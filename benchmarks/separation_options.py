@@ -61,13 +61,10 @@ SETS = {
     "arctic-notes": ("cmu_arctic", 8, 3),
     "libri-notes": ("librispeech/train-clean-100", 32, 7),
     "libri-unseen": ("librispeech/train-clean-100", 32, 7),
-    "arctic-notes-detuned": ("cmu_arctic", 8, 3),
-    "libri-notes-detuned": ("librispeech/train-clean-100", 32, 7),
-    "libri-rev-detuned": ("librispeech/train-clean-100", 32, 7),
-    "arctic-notes-detuned20": ("cmu_arctic", 8, 3),
-    "libri-notes-detuned20": ("librispeech/train-clean-100", 32, 7),
-    "libri-rev-detuned20": ("librispeech/train-clean-100", 32, 7),
 }
+# the detuned sets (stop 28) mix the same speech as the set they detune: NAME-detuned (50 cents), NAME-detuned20
+SETS.update({f"{base}-detuned{cents}": SETS[base] for base in ("arctic-notes", "libri-notes", "libri-rev")
+             for cents in ("", "20")})
 RENDERS = Path("runs") / "data" / "flute_renders" / "valid"  # recipes/render_flute.py, held-out clips
 UNSEEN = Path("runs") / "data" / "speech_split" / "held"  # recipes/speech_heldout_check.sh, held-out speakers
 SAMPLED = Path("runs") / "data" / "flute_sampled" / "valid"  # recipes/sample_flute.py, held-out real notes
@@ -222,7 +219,7 @@ def load_set(name: str, length: int, audio_dir: Path, cache_dir: Path):
              else reverberant_notes(cache_dir) if base.endswith("-notes")
              else audio_dir / "music" / "fluidsynth_flute" / "valid")
     if "-detuned" in name:
-        flute = detuned(flute, cache_dir, float(detuning) if detuning else DETUNE_CENTS)
+        flute = detuned(flute, cache_dir, float(detuning or DETUNE_CENTS))
     if name.endswith("-unseen") and not UNSEEN.is_dir():
         raise SystemExit(f"error: {UNSEEN} not found: make it with recipes/speech_heldout_check.sh")
     voices = UNSEEN if name.endswith("-unseen") else audio_dir / "speech" / speech

@@ -373,7 +373,7 @@ def detune(x: np.ndarray, cents: float, rng: np.random.Generator, drift_cents: f
     frequency is multiplied by 2^(c(t) / 1200) and durations by about its inverse. Synthesised and
     sampled flutes sit exactly on the equal-tempered grid at A = 440 Hz; real players tune and bend
     notes by tens of cents, which at 2 kHz is one or two STFT bins (docs/separation.md "Detuned
-    flute"). ``cents`` = 0 with no drift returns ``x`` itself.
+    flute"). ``cents`` = 0 with no drift returns ``x`` unchanged (as float32).
 
     Shape: (L,) -> (L',) float32, L' about L · 2^(-c_0 / 1200)
 
